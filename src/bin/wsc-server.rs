@@ -1,0 +1,131 @@
+//! The actix-wsc server: configuration, logger, HTTP server, graceful shutdown.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::{App, HttpServer};
+use clap::Parser;
+
+use actix_wsc::config::Config;
+use actix_wsc::hub::{Hub, Shutdown};
+use actix_wsc::server::WscServer;
+
+/// actix-wsc WebSocket messaging server (protocol wsc.v1).
+///
+/// Every setting also reads a WSC_* environment variable; see the README's configuration
+/// table. Precedence: defaults < config file < environment < flags.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "WSC_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen address (port 0 picks a free port; the bound address is logged).
+    #[arg(long, env = "WSC_BIND", value_name = "ADDR:PORT")]
+    bind: Option<String>,
+    /// Data directory for the durable store.
+    #[arg(long, env = "WSC_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// API key required as `Authorization: Bearer KEY` on /api/*.
+    #[arg(long, env = "WSC_API_KEY", value_name = "KEY")]
+    api_key: Option<String>,
+    /// HTTP worker threads (defaults to the available cores).
+    #[arg(long, env = "WSC_WORKERS", value_name = "N")]
+    workers: Option<usize>,
+}
+
+fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(bind) = &args.bind {
+        config.server.bind = bind.clone();
+    }
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    if let Some(key) = &args.api_key {
+        config.server.api_key = Some(key.clone()).filter(|k| !k.is_empty());
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                log::error!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}
+
+async fn serve(config: Config, workers: Option<usize>) -> std::io::Result<()> {
+    let shutdown_timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
+    let bind = config.server.bind.clone();
+    let api_key = config.server.api_key.clone();
+    let hub = Hub::new(config).start();
+    let wsc = WscServer::new(hub.clone()).api_key(api_key);
+    let mut server = HttpServer::new(move || App::new().configure(wsc.clone().configure()))
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs().max(1));
+    if let Some(n) = workers {
+        server = server.workers(n.max(1));
+    }
+    let server = server.bind(&bind)?;
+    for addr in server.addrs() {
+        log::info!("listening on {addr}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        let signal = wait_for_signal().await;
+        log::info!("{signal} received: closing sessions with 1001");
+        match hub.send(Shutdown { timeout: shutdown_timeout }).await {
+            Ok(n) => log::info!("closed {n} sessions"),
+            Err(e) => log::error!("hub did not answer the shutdown: {e}"),
+        }
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("wsc-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let workers = args.workers;
+    let result = actix_web::rt::System::new().block_on(serve(config, workers));
+    match result {
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("server error: {e}");
+            eprintln!("wsc-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Configuration: defaults, a TOML file, `WSC_*` environment variables, validation.
+//!
+//! Precedence, lowest first: built-in defaults, the file, the environment, command-line flags
+//! (the binary applies those last).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Everything the hub, its sessions and the server binary read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server settings (used by the binary and [`crate::server`]).
+    pub server: ServerConfig,
+    /// Hub settings.
+    pub hub: HubConfig,
+    /// Per-session settings.
+    pub session: SessionConfig,
+    /// Acknowledgement settings.
+    pub ack: AckConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address. Defaults to `127.0.0.1:8080`.
+    pub bind: String,
+    /// Data directory for the durable store. Defaults to `./data`.
+    pub data_dir: PathBuf,
+    /// When set, every `/api/*` route requires `Authorization: Bearer <key>`. Defaults to none.
+    pub api_key: Option<String>,
+    /// How long a graceful shutdown waits for sessions to flush and close. Defaults to 5000.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            api_key: None,
+            shutdown_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Hub settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// This node's id, reported in the welcome frame and statistics. Defaults to `n-1`.
+    pub node_id: String,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            node_id: "n-1".into(),
+        }
+    }
+}
+
+/// Per-session settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Interval of the server's WebSocket ping. Defaults to 25000.
+    pub heartbeat_interval_ms: u64,
+    /// Silence (no frame, no pong) after which the session is closed with 4001.
+    /// Defaults to 60000.
+    pub client_timeout_ms: u64,
+    /// Largest inbound message (one frame, or a reassembled fragmented message), in bytes.
+    /// Defaults to 1048576 (1 MiB).
+    pub max_frame_bytes: usize,
+    /// Outbound queue capacity in bytes; overflow closes the session with 4000.
+    /// Defaults to 1048576 (1 MiB).
+    pub queue_bytes: usize,
+    /// A socket write that cannot make progress for this long closes the session.
+    /// Defaults to 10000.
+    pub write_timeout_ms: u64,
+    /// Inbound frames per second a session may send (token bucket refill); 0 disables the
+    /// limit. Defaults to 5000.
+    pub rate_limit_per_sec: u32,
+    /// Token bucket size: the burst a session may send at once. Defaults to 5000.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            heartbeat_interval_ms: 25_000,
+            client_timeout_ms: 60_000,
+            max_frame_bytes: 1 << 20,
+            queue_bytes: 1 << 20,
+            write_timeout_ms: 10_000,
+            rate_limit_per_sec: 5_000,
+            rate_limit_burst: 5_000,
+        }
+    }
+}
+
+/// Acknowledgement settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AckConfig {
+    /// How long the server waits for a client's ack. Defaults to 5000.
+    pub ack_timeout_ms: u64,
+    /// Resends before an unacknowledged delivery times out for good. Defaults to 3.
+    pub max_retries: u32,
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        AckConfig {
+            ack_timeout_ms: 5_000,
+            max_retries: 3,
+        }
+    }
+}
+
+type Setter = fn(&mut Config, &str, &str) -> Result<(), ConfigError>;
+
+fn num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(name, format!("`{value}` is not a valid number")))
+}
+
+/// The environment variables [`Config::apply_env`] reads, with the field each sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("WSC_BIND", "server.bind"),
+    ("WSC_DATA_DIR", "server.data_dir"),
+    ("WSC_API_KEY", "server.api_key"),
+    ("WSC_SHUTDOWN_TIMEOUT_MS", "server.shutdown_timeout_ms"),
+    ("WSC_NODE_ID", "hub.node_id"),
+    ("WSC_HEARTBEAT_INTERVAL_MS", "session.heartbeat_interval_ms"),
+    ("WSC_CLIENT_TIMEOUT_MS", "session.client_timeout_ms"),
+    ("WSC_MAX_FRAME_BYTES", "session.max_frame_bytes"),
+    ("WSC_SESSION_QUEUE_BYTES", "session.queue_bytes"),
+    ("WSC_WRITE_TIMEOUT_MS", "session.write_timeout_ms"),
+    ("WSC_RATE_LIMIT_PER_SEC", "session.rate_limit_per_sec"),
+    ("WSC_RATE_LIMIT_BURST", "session.rate_limit_burst"),
+    ("WSC_ACK_TIMEOUT_MS", "ack.ack_timeout_ms"),
+    ("WSC_MAX_RETRIES", "ack.max_retries"),
+];
+
+fn setter(name: &str) -> Option<Setter> {
+    let f: Setter = match name {
+        "WSC_BIND" => |c, _, v| {
+            c.server.bind = v.to_owned();
+            Ok(())
+        },
+        "WSC_DATA_DIR" => |c, _, v| {
+            c.server.data_dir = PathBuf::from(v);
+            Ok(())
+        },
+        "WSC_API_KEY" => |c, _, v| {
+            c.server.api_key = Some(v.to_owned()).filter(|k| !k.is_empty());
+            Ok(())
+        },
+        "WSC_SHUTDOWN_TIMEOUT_MS" => |c, n, v| {
+            c.server.shutdown_timeout_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_NODE_ID" => |c, _, v| {
+            c.hub.node_id = v.to_owned();
+            Ok(())
+        },
+        "WSC_HEARTBEAT_INTERVAL_MS" => |c, n, v| {
+            c.session.heartbeat_interval_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_CLIENT_TIMEOUT_MS" => |c, n, v| {
+            c.session.client_timeout_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_MAX_FRAME_BYTES" => |c, n, v| {
+            c.session.max_frame_bytes = num(n, v)?;
+            Ok(())
+        },
+        "WSC_SESSION_QUEUE_BYTES" => |c, n, v| {
+            c.session.queue_bytes = num(n, v)?;
+            Ok(())
+        },
+        "WSC_WRITE_TIMEOUT_MS" => |c, n, v| {
+            c.session.write_timeout_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_RATE_LIMIT_PER_SEC" => |c, n, v| {
+            c.session.rate_limit_per_sec = num(n, v)?;
+            Ok(())
+        },
+        "WSC_RATE_LIMIT_BURST" => |c, n, v| {
+            c.session.rate_limit_burst = num(n, v)?;
+            Ok(())
+        },
+        "WSC_ACK_TIMEOUT_MS" => |c, n, v| {
+            c.ack.ack_timeout_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_MAX_RETRIES" => |c, n, v| {
+            c.ack.max_retries = num(n, v)?;
+            Ok(())
+        },
+        _ => return None,
+    };
+    Some(f)
+}
+
+impl Config {
+    /// Reads a TOML file on top of the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read file: {e}"))
+        })?;
+        Config::from_toml(&text)
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))
+    }
+
+    /// Parses TOML text on top of the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::new("config file", e.message().to_owned()))
+    }
+
+    /// Applies the `WSC_*` variables of [`ENV_VARS`] from `vars`. Unknown `WSC_*` names are
+    /// ignored here (the binary's own flags use some).
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (k, v) in vars {
+            if let Some(set) = setter(k.as_ref()) {
+                set(self, k.as_ref(), v.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Defaults, then the file (if any), then the process environment; validated.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.session;
+        let positive = [
+            ("session.heartbeat_interval_ms", s.heartbeat_interval_ms as u128),
+            ("session.client_timeout_ms", s.client_timeout_ms as u128),
+            ("session.max_frame_bytes", s.max_frame_bytes as u128),
+            ("session.queue_bytes", s.queue_bytes as u128),
+            ("session.write_timeout_ms", s.write_timeout_ms as u128),
+            ("ack.ack_timeout_ms", self.ack.ack_timeout_ms as u128),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::new(field, "must be greater than 0"));
+            }
+        }
+        if s.client_timeout_ms <= s.heartbeat_interval_ms {
+            return Err(ConfigError::new(
+                "session.client_timeout_ms",
+                format!(
+                    "must be greater than session.heartbeat_interval_ms ({}), or every client \
+                     times out between two pings",
+                    s.heartbeat_interval_ms
+                ),
+            ));
+        }
+        if s.rate_limit_per_sec > 0 && s.rate_limit_burst == 0 {
+            return Err(ConfigError::new(
+                "session.rate_limit_burst",
+                "must be greater than 0 when a rate limit is set",
+            ));
+        }
+        if self.hub.node_id.is_empty() {
+            return Err(ConfigError::new("hub.node_id", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn env_overrides_and_names_bad_fields() {
+        let mut c = Config::default();
+        c.apply_env([("WSC_HEARTBEAT_INTERVAL_MS", "100"), ("WSC_CLIENT_TIMEOUT_MS", "300")])
+            .expect("numbers");
+        assert_eq!(c.session.heartbeat_interval_ms, 100);
+        assert_eq!(c.session.client_timeout_ms, 300);
+        let err = c.apply_env([("WSC_MAX_FRAME_BYTES", "lots")]).expect_err("not a number");
+        assert_eq!(err.field, "WSC_MAX_FRAME_BYTES");
+        for (name, _) in ENV_VARS {
+            assert!(setter(name).is_some(), "{name} has no setter");
+        }
+    }
+
+    #[test]
+    fn file_errors_name_the_field() {
+        let err = Config::from_toml("[session]\nqueue_bytes = \"big\"").expect_err("type");
+        assert!(err.message.contains("queue_bytes") || err.message.contains("invalid type"));
+        let err = Config::from_toml("[session]\nqueue_byte = 1").expect_err("unknown field");
+        assert!(err.message.contains("queue_byte"), "{}", err.message);
+        let c = Config::from_toml("[session]\nclient_timeout_ms = 10\nheartbeat_interval_ms = 20")
+            .expect("parses");
+        assert_eq!(c.validate().expect_err("order").field, "session.client_timeout_ms");
+    }
+}

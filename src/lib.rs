@@ -1,0 +1,59 @@
+//! # actix-wsc
+//!
+//! An actor-model WebSocket messaging framework on [actix]: a [`hub::Hub`] actor supervises
+//! one [`session::Session`] actor per connection and routes messages to users (all of their
+//! devices), groups and everyone, over the `wsc.v1` wire protocol (`PROTOCOL.md`).
+//!
+//! ## Layout
+//! - [`protocol`]: wire frames, ids, control frames, close codes (no actors)
+//! - [`hub`]: the hub actor, its messages, the pure routing table, shared routing
+//! - [`session`]: the session actor, its byte-bounded priority queue and writer
+//! - [`handlers`]: typed events applications subscribe to with their own actors
+//! - [`auth`]: authenticator and welcome provider
+//! - [`server`]: actix-web wiring to mount in your own `App`
+//! - [`config`], [`error`]
+//!
+//! ## Quick start
+//! ```no_run
+//! use actix::Actor;
+//! use actix_web::{App, HttpServer};
+//! use actix_wsc::prelude::*;
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let hub = Hub::new(Config::default()).start();
+//!     HttpServer::new(move || App::new().configure(actix_wsc::server::routes(hub.clone())))
+//!         .bind("127.0.0.1:8080")?
+//!         .run()
+//!         .await
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod hub;
+pub mod protocol;
+pub mod server;
+pub mod session;
+
+/// The names most applications need.
+pub mod prelude {
+    pub use crate::auth::{Authenticator, ConnectRequest, Identity, Welcome, WelcomeProvider};
+    pub use crate::config::Config;
+    pub use crate::handlers::{
+        DeliveryFailed, DisconnectReason, FailureCause, MessageReceived, SessionConnected,
+        SessionDisconnected,
+    };
+    pub use crate::hub::{
+        Dispatch, DispatchLater, GetOnlineUsers, GetStats, Hub, JoinGroup, KickUser, LeaveGroup,
+        RouteReport, Subscribe, Target,
+    };
+    pub use crate::protocol::{
+        ClientId, CloseCode, Envelope, GroupId, MessageId, MessageType, Priority, UserId,
+        UserType,
+    };
+}

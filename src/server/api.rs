@@ -1,0 +1,199 @@
+//! The HTTP API beside `/ws` (PROTOCOL.md section 7).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::{error_response, ServerState};
+use crate::hub::{Dispatch, GetOnlineUsers, GetStats, Target};
+use crate::protocol::{Envelope, ErrorCode, MessageId, MessageType, Priority};
+
+fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), HttpResponse> {
+    let Some(key) = &state.api_key else {
+        return Ok(());
+    };
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented == Some(key.as_str()) {
+        Ok(())
+    } else {
+        log::warn!("api request refused: missing or wrong API key path={}", req.path());
+        Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong API key",
+        ))
+    }
+}
+
+fn hub_down(e: actix::MailboxError) -> HttpResponse {
+    log::error!("hub unavailable: {e}");
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "internal", "hub unavailable")
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    ticket_id: Option<String>,
+    #[serde(default)]
+    broadcast: bool,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    reply_to_msg_id: Option<String>,
+    #[serde(default)]
+    require_ack: bool,
+}
+
+fn bad(code: ErrorCode, message: &str) -> HttpResponse {
+    error_response(StatusCode::BAD_REQUEST, code.as_str(), message)
+}
+
+fn parse_send(body: &[u8]) -> Result<(Target, Envelope), HttpResponse> {
+    let b: SendBody = serde_json::from_slice(body).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => ErrorCode::InvalidFrame,
+            _ => ErrorCode::InvalidJson,
+        };
+        bad(code, &format!("cannot read body: {e}"))
+    })?;
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let group = nonempty(b.group).or_else(|| nonempty(b.ticket_id));
+    let to = nonempty(b.to);
+    let target = match (to.clone(), group.clone(), b.broadcast) {
+        (Some(u), None, false) => Target::User(u.into()),
+        (None, Some(g), false) => Target::Group(g.into()),
+        (None, None, true) => Target::Broadcast,
+        _ => {
+            return Err(bad(
+                ErrorCode::InvalidFrame,
+                "set exactly one of `to`, `group` and `\"broadcast\": true`",
+            ))
+        }
+    };
+    let kind = nonempty(b.kind).unwrap_or_else(|| "text".into());
+    let msg_type = MessageType::parse(&kind)
+        .ok_or_else(|| bad(ErrorCode::UnknownType, &format!("unknown message type `{kind}`")))?;
+    if matches!(
+        msg_type,
+        MessageType::Ack
+            | MessageType::Ping
+            | MessageType::Pong
+            | MessageType::Join
+            | MessageType::Leave
+            | MessageType::Error
+    ) {
+        return Err(bad(ErrorCode::InvalidFrame, "control types cannot be sent"));
+    }
+    let priority = match nonempty(b.priority) {
+        None => Priority::Normal,
+        Some(p) => Priority::parse(&p)
+            .ok_or_else(|| bad(ErrorCode::InvalidFrame, &format!("unknown priority `{p}`")))?,
+    };
+    let mut envelope = Envelope::new(
+        msg_type,
+        nonempty(b.from).unwrap_or_else(|| "system".into()),
+        b.content.unwrap_or_default(),
+    );
+    if let Some(id) = nonempty(b.id) {
+        envelope.id = MessageId::from(id);
+    }
+    envelope.to = to.map(Into::into);
+    envelope.group = group.map(Into::into);
+    envelope.data = b.data.filter(|d| d.get().trim() != "null");
+    envelope.priority = priority;
+    envelope.reply_to_msg_id = nonempty(b.reply_to_msg_id).map(Into::into);
+    envelope.require_ack = b.require_ack;
+    Ok((target, envelope))
+}
+
+/// `POST /api/send`: 200 `accepted` when the hub routed the message to at least one session
+/// (or a broadcast found nobody to miss), 404 `failed` with an error when the recipient user
+/// is offline or the group does not exist, 400 for a bad body.
+pub(crate) async fn send(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<ServerState>,
+) -> HttpResponse {
+    if let Err(resp) = authorized(&req, &state) {
+        return resp;
+    }
+    let (target, envelope) = match parse_send(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let report = match state.hub.send(Dispatch::new(target, envelope)).await {
+        Ok(r) => r,
+        Err(e) => return hub_down(e),
+    };
+    if report.accepted() {
+        return HttpResponse::Ok().json(json!({
+            "id": report.id, "status": "accepted", "delivered": report.delivered,
+            "offline_users": report.offline_users,
+        }));
+    }
+    let (code, message) = if report.unknown_group {
+        (ErrorCode::UnknownGroup, "no such group")
+    } else if !report.offline_users.is_empty() {
+        (ErrorCode::UserOffline, "recipient has no live session")
+    } else {
+        (ErrorCode::Internal, "no recipient session could take the message")
+    };
+    HttpResponse::NotFound().json(json!({
+        "id": report.id, "status": "failed", "delivered": 0,
+        "error": {"code": code, "message": message},
+    }))
+}
+
+/// `GET /api/online`.
+pub(crate) async fn online(req: HttpRequest, state: web::Data<ServerState>) -> HttpResponse {
+    if let Err(resp) = authorized(&req, &state) {
+        return resp;
+    }
+    match state.hub.send(GetOnlineUsers).await {
+        Ok(users) => HttpResponse::Ok().json(users),
+        Err(e) => hub_down(e),
+    }
+}
+
+/// `GET /api/stats`.
+pub(crate) async fn stats(req: HttpRequest, state: web::Data<ServerState>) -> HttpResponse {
+    if let Err(resp) = authorized(&req, &state) {
+        return resp;
+    }
+    match state.hub.send(GetStats).await {
+        Ok(stats) => HttpResponse::Ok().json(stats),
+        Err(e) => hub_down(e),
+    }
+}
+
+/// `GET /health`: liveness (the process answers) and readiness (the hub answers).
+pub(crate) async fn health(state: web::Data<ServerState>) -> HttpResponse {
+    match state.hub.send(GetStats).await {
+        Ok(stats) => HttpResponse::Ok().json(json!({
+            "status": "ok", "is_running": true, "node_id": stats.node_id,
+            "active_connections": stats.active_connections,
+        })),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "is_running": false})),
+    }
+}

@@ -1,0 +1,116 @@
+//! The `/ws` upgrade: identity, authentication, hub registration, session start.
+
+use actix::prelude::*;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::{error_response, ServerState};
+use crate::auth::{AuthError, ConnectRequest};
+use crate::error::ConnectError;
+use crate::hub::{Connect, SessionInfo};
+use crate::protocol::ClientId;
+use crate::session::Session;
+
+#[derive(Deserialize, Default)]
+struct IdentityQuery {
+    user_id: Option<String>,
+    client_id: Option<String>,
+    user_type: Option<String>,
+    token: Option<String>,
+}
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads identity from the query string, falling back to headers.
+pub(crate) fn connect_request(req: &HttpRequest) -> Result<ConnectRequest, AuthError> {
+    let q = web::Query::<IdentityQuery>::from_query(req.query_string())
+        .map_err(|e| AuthError::BadRequest(format!("bad query string: {e}")))?
+        .into_inner();
+    let bearer = header(req, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    Ok(ConnectRequest {
+        user_id: nonempty(q.user_id).or_else(|| header(req, "x-user-id")),
+        client_id: nonempty(q.client_id).or_else(|| header(req, "x-client-id")),
+        user_type: nonempty(q.user_type).or_else(|| header(req, "x-user-type")),
+        token: nonempty(q.token).or(bearer),
+        peer_addr: req.peer_addr(),
+    })
+}
+
+fn auth_response(err: &AuthError) -> HttpResponse {
+    let (status, code) = match err {
+        AuthError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        AuthError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+    };
+    log::warn!("upgrade refused ({status}): {err}");
+    error_response(status, code, &err.to_string())
+}
+
+pub(crate) async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let request = match connect_request(&req) {
+        Ok(r) => r,
+        Err(e) => return Ok(auth_response(&e)),
+    };
+    let client_id = request.client_id.clone();
+    let identity = match state.authenticator.authenticate(request).await {
+        Ok(i) => i,
+        Err(e) => return Ok(auth_response(&e)),
+    };
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    let ctx = Context::<Session>::new();
+    let info = SessionInfo {
+        client_id: client_id.map(ClientId::from).unwrap_or_else(ClientId::generate),
+        user_id: identity.user_id,
+        user_type: identity.user_type,
+        role: identity.role,
+        conn: 0,
+        connected_at: std::time::SystemTime::now(),
+        metadata: identity.metadata,
+    };
+    let connect = Connect {
+        info: info.clone(),
+        addr: ctx.address(),
+    };
+    let connected = match state.hub.send(connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e @ ConnectError::ClientIdInUse(_))) => {
+            log::warn!("upgrade refused: {e}");
+            return Ok(error_response(StatusCode::CONFLICT, "client_id_in_use", &e.to_string()));
+        }
+        Ok(Err(e)) => {
+            return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.to_string()));
+        }
+        Err(e) => {
+            log::error!("hub unavailable at upgrade: {e}");
+            return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "hub unavailable"));
+        }
+    };
+    let info = SessionInfo {
+        conn: connected.conn,
+        ..info
+    };
+    let session = Session::new(
+        info,
+        connected.inbox,
+        state.hub.clone(),
+        connected.router,
+        connected.config,
+        ws,
+        stream,
+    );
+    ctx.run(session);
+    Ok(response)
+}

@@ -1,0 +1,444 @@
+//! The [`Session`] actor, one per WebSocket connection: reads and validates frames, routes
+//! its client's messages, answers pings, keeps the heartbeat, and owns the close codes.
+//! Writes go through its [`Inbox`] (bounded in bytes, priority ordered) and a writer task.
+
+mod queue;
+mod rate;
+mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{Item, Message as WsMessage, ProtocolError};
+use bytes::BytesMut;
+use bytestring::ByteString;
+
+pub use queue::{Inbox, OutboundQueue, Outgoing, PushError};
+pub use rate::TokenBucket;
+
+use crate::config::Config;
+use crate::error::{FrameError, GroupError};
+use crate::handlers::{DisconnectReason, MessageReceived};
+use crate::hub::{
+    DeliveriesFailed, Disconnect, Hub, JoinGroup, LeaveGroup, Router, SessionInfo, Target,
+};
+use crate::protocol::control;
+use crate::protocol::{
+    parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId,
+    OutboundFrame,
+};
+
+/// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    /// The close code.
+    pub code: CloseCode,
+    /// The close reason text.
+    pub reason: String,
+    /// Write what is queued before the close frame.
+    pub flush: bool,
+}
+
+/// The session's outbound queue overflowed (sent by whoever's push overflowed it).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct QueueOverflowed;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterStopped(writer::WriterExit);
+
+struct Fragments {
+    buf: BytesMut,
+    text: bool,
+}
+
+/// One WebSocket connection.
+pub struct Session {
+    info: SessionInfo,
+    inbox: Arc<Inbox>,
+    hub: Addr<Hub>,
+    router: Router,
+    config: Arc<Config>,
+    io: Option<(actix_ws::Session, actix_ws::MessageStream)>,
+    last_seen: Instant,
+    fragments: Option<Fragments>,
+    bucket: TokenBucket,
+    reason: Option<DisconnectReason>,
+    undelivered: Vec<OutboundFrame>,
+}
+
+impl Session {
+    /// A session for an upgraded connection the hub accepted.
+    pub fn new(
+        info: SessionInfo,
+        inbox: Arc<Inbox>,
+        hub: Addr<Hub>,
+        router: Router,
+        config: Arc<Config>,
+        ws: actix_ws::Session,
+        stream: actix_ws::MessageStream,
+    ) -> Self {
+        let now = Instant::now();
+        let s = &config.session;
+        Session {
+            bucket: TokenBucket::new(s.rate_limit_per_sec, s.rate_limit_burst, now),
+            info,
+            inbox,
+            hub,
+            router,
+            io: Some((ws, stream)),
+            last_seen: now,
+            fragments: None,
+            reason: None,
+            undelivered: Vec::new(),
+            config,
+        }
+    }
+
+    /// Starts closing: the inbox takes no more frames, the writer sends the close frame
+    /// (after what is queued when `flush`), and the actor stops.
+    fn close(&mut self, code: CloseCode, reason: &str, flush: bool, ctx: &mut Context<Self>) {
+        if self.reason.is_none() {
+            self.reason = Some(DisconnectReason::ServerClosed(code, reason.to_owned()));
+        }
+        if let Some(dropped) = self.inbox.close(code, reason, flush) {
+            self.undelivered.extend(dropped);
+        }
+        ctx.stop();
+    }
+
+    fn send_control(&mut self, frame: ByteString, ctx: &mut Context<Self>) {
+        if !self.inbox.push_control(Outgoing::Control(frame)) && !self.inbox.is_closing() {
+            self.overflow(ctx);
+        }
+    }
+
+    fn send_error(&mut self, err: &FrameError, ctx: &mut Context<Self>) {
+        log::warn!(
+            "rejected frame client_id={} user_id={} id={:?}: {err}",
+            self.info.client_id,
+            self.info.user_id,
+            err.id.as_ref().map(MessageId::as_str)
+        );
+        self.send_control(control::error_frame(err), ctx);
+    }
+
+    fn overflow(&mut self, ctx: &mut Context<Self>) {
+        log::warn!(
+            "slow consumer client_id={} user_id={}: outbound queue over {} bytes",
+            self.info.client_id,
+            self.info.user_id,
+            self.config.session.queue_bytes
+        );
+        self.close(CloseCode::SlowConsumer, "outbound queue overflow", false, ctx);
+    }
+
+    fn too_large(&mut self, ctx: &mut Context<Self>) {
+        let max = self.config.session.max_frame_bytes;
+        let err = FrameError::new(ErrorCode::TooLarge, format!("frame over {max} bytes"));
+        self.send_error(&err, ctx);
+        self.close(CloseCode::TooLarge, "frame too large", true, ctx);
+    }
+
+    /// Takes a rate-limit token; without one the frame is refused with `rate_limited`.
+    fn on_data(&mut self, id: Option<MessageId>, ctx: &mut Context<Self>) -> bool {
+        if self.bucket.take(Instant::now()) {
+            return true;
+        }
+        let err = FrameError::new(ErrorCode::RateLimited, "too many frames; slow down").with_id(id);
+        self.send_error(&err, ctx);
+        false
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let parsed = parse_inbound(text);
+        let id = match &parsed {
+            Ok(Inbound::Message(m)) => m.id.clone(),
+            Ok(Inbound::Join { id, .. } | Inbound::Leave { id, .. }) => id.clone(),
+            Ok(_) => None,
+            Err(e) => e.id.clone(),
+        };
+        if !self.on_data(id, ctx) {
+            return;
+        }
+        let inbound = match parsed {
+            Ok(i) => i,
+            Err(e) => return self.send_error(&e, ctx),
+        };
+        match inbound {
+            Inbound::Ping => self.send_control(control::pong(), ctx),
+            Inbound::Pong => {}
+            Inbound::Join { id, group } => {
+                let msg = JoinGroup {
+                    client_id: self.info.client_id.clone(),
+                    group,
+                };
+                self.group_op(msg, id, ctx);
+            }
+            Inbound::Leave { id, group } => {
+                let msg = LeaveGroup {
+                    client_id: self.info.client_id.clone(),
+                    group,
+                };
+                self.group_op(msg, id, ctx);
+            }
+            Inbound::Ack { id } => {
+                log::debug!("ack id={id} client_id={} (no delivery tracked)", self.info.client_id);
+            }
+            Inbound::Message(m) => {
+                let envelope = Envelope::from_client(m, self.info.user_id.clone());
+                self.on_message(envelope, ctx);
+            }
+        }
+    }
+
+    fn group_op<M>(&mut self, msg: M, id: Option<MessageId>, ctx: &mut Context<Self>)
+    where
+        M: actix::Message<Result = Result<bool, GroupError>> + Send + 'static,
+        Hub: Handler<M>,
+    {
+        let fut = self.hub.send(msg);
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(Ok(_)) => act.send_control(control::receipt_accepted(id.as_ref()), ctx),
+            Ok(Err(e)) => {
+                let err = FrameError::new(ErrorCode::InvalidFrame, e.to_string()).with_id(id);
+                act.send_error(&err, ctx);
+            }
+            Err(e) => {
+                log::error!("hub unavailable for a group operation: {e}");
+                let err = FrameError::new(ErrorCode::Internal, "hub unavailable").with_id(id);
+                act.send_error(&err, ctx);
+            }
+        }));
+    }
+
+    fn on_message(&mut self, envelope: Envelope, ctx: &mut Context<Self>) {
+        let counters = self.router.counters();
+        crate::hub::Counters::add(&counters.messages_received, 1);
+        let envelope = Arc::new(envelope);
+        log::debug!(
+            "message id={} from client_id={} to={:?} group={:?}",
+            envelope.id,
+            self.info.client_id,
+            envelope.to.as_ref().map(|u| u.as_str()),
+            envelope.group.as_ref().map(|g| g.as_str())
+        );
+        if self.router.wants_message_received() {
+            let ev = MessageReceived {
+                client_id: self.info.client_id.clone(),
+                envelope: envelope.clone(),
+            };
+            crate::hub::publish(&mut self.router.subscribers().message_received, &ev);
+        }
+        let (target, exclude) = match (&envelope.to, &envelope.group) {
+            (Some(u), _) => (Target::User(u.clone()), None),
+            (None, Some(g)) => (Target::Group(g.clone()), Some(&self.info.client_id)),
+            (None, None) => return,
+        };
+        let report = self.router.route(&target, envelope.clone(), exclude);
+        let failures = report.failures(&envelope);
+        if !failures.is_empty() {
+            self.hub.do_send(DeliveriesFailed { failures });
+        }
+        let accepted = report.accepted();
+        if envelope.require_ack {
+            let receipt = if accepted {
+                control::receipt_accepted(Some(&envelope.id))
+            } else if report.unknown_group {
+                control::receipt_failed(Some(&envelope.id), ErrorCode::UnknownGroup, "no such group")
+            } else if !report.offline_users.is_empty() {
+                control::receipt_failed(Some(&envelope.id), ErrorCode::UserOffline, "recipient has no live session")
+            } else {
+                control::receipt_failed(Some(&envelope.id), ErrorCode::Internal, "recipient session could not take the message")
+            };
+            self.send_control(receipt, ctx);
+        } else if report.unknown_group {
+            let err = FrameError::new(ErrorCode::UnknownGroup, "no such group")
+                .with_id(Some(envelope.id.clone()));
+            self.send_error(&err, ctx);
+        }
+    }
+
+    fn on_continuation(&mut self, item: Item, ctx: &mut Context<Self>) {
+        let (first, text, bytes, last) = match item {
+            Item::FirstText(b) => (true, true, b, false),
+            Item::FirstBinary(b) => (true, false, b, false),
+            Item::Continue(b) => (false, false, b, false),
+            Item::Last(b) => (false, false, b, true),
+        };
+        if first == self.fragments.is_some() {
+            return self.close(CloseCode::ProtocolError, "unexpected continuation frame", false, ctx);
+        }
+        let frag = self.fragments.get_or_insert_with(|| Fragments {
+            buf: BytesMut::new(),
+            text,
+        });
+        if frag.buf.len() + bytes.len() > self.config.session.max_frame_bytes {
+            self.fragments = None;
+            return self.too_large(ctx);
+        }
+        frag.buf.extend_from_slice(&bytes);
+        if !last {
+            return;
+        }
+        let Some(frag) = self.fragments.take() else { return };
+        if !frag.text {
+            return self.on_binary(ctx);
+        }
+        match std::str::from_utf8(&frag.buf) {
+            Ok(text) => self.on_text(text, ctx),
+            Err(_) => self.close(CloseCode::InvalidPayload, "text message is not UTF-8", false, ctx),
+        }
+    }
+
+    fn on_binary(&mut self, ctx: &mut Context<Self>) {
+        if !self.on_data(None, ctx) {
+            return;
+        }
+        let err = FrameError::new(
+            ErrorCode::InvalidFrame,
+            "binary frames are not supported: send one JSON object per text frame",
+        );
+        self.send_error(&err, ctx);
+    }
+
+    fn check_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let timeout = Duration::from_millis(self.config.session.client_timeout_ms);
+        if self.last_seen.elapsed() > timeout {
+            log::info!(
+                "heartbeat timeout client_id={} user_id={}",
+                self.info.client_id,
+                self.info.user_id
+            );
+            self.close(CloseCode::HeartbeatTimeout, "heartbeat timeout", false, ctx);
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some((ws, stream)) = self.io.take() else {
+            return ctx.stop();
+        };
+        let s = &self.config.session;
+        ctx.add_stream(stream.max_frame_size(s.max_frame_bytes));
+        let w = writer::WriterCtx {
+            inbox: self.inbox.clone(),
+            ws,
+            write_timeout: Duration::from_millis(s.write_timeout_ms),
+            hub: self.hub.clone(),
+            client_id: self.info.client_id.clone(),
+            user_id: self.info.user_id.clone(),
+        };
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            let exit = writer::run(w).await;
+            me.do_send(WriterStopped(exit));
+        });
+        let heartbeat = Duration::from_millis(s.heartbeat_interval_ms);
+        ctx.run_interval(heartbeat, |act, ctx| {
+            if !act.inbox.push_control(Outgoing::Ping) && !act.inbox.is_closing() {
+                act.overflow(ctx);
+            }
+        });
+        let check = Duration::from_millis((s.client_timeout_ms / 4).clamp(1, s.heartbeat_interval_ms));
+        ctx.run_interval(check, |act, ctx| act.check_heartbeat(ctx));
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        if let Some(dropped) = self.inbox.close(CloseCode::Normal, "", false) {
+            self.undelivered.extend(dropped);
+        }
+        self.hub.do_send(Disconnect {
+            client_id: self.info.client_id.clone(),
+            conn: self.info.conn,
+            user_id: self.info.user_id.clone(),
+            reason: self.reason.take().unwrap_or(DisconnectReason::ConnectionLost),
+            undelivered: std::mem::take(&mut self.undelivered),
+        });
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
+    fn handle(&mut self, item: Result<WsMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        let msg = match item {
+            Ok(m) => m,
+            Err(ProtocolError::Overflow) => return self.too_large(ctx),
+            Err(e) => {
+                log::warn!("protocol error client_id={}: {e}", self.info.client_id);
+                return self.close(CloseCode::ProtocolError, "protocol error", false, ctx);
+            }
+        };
+        self.last_seen = Instant::now();
+        match msg {
+            WsMessage::Text(text) => {
+                if self.fragments.is_some() {
+                    return self.close(CloseCode::ProtocolError, "data frame inside a fragmented message", false, ctx);
+                }
+                self.on_text(&text, ctx);
+            }
+            WsMessage::Binary(_) => {
+                if self.fragments.is_some() {
+                    return self.close(CloseCode::ProtocolError, "data frame inside a fragmented message", false, ctx);
+                }
+                self.on_binary(ctx);
+            }
+            WsMessage::Continuation(item) => self.on_continuation(item, ctx),
+            WsMessage::Ping(payload) => {
+                if !self.inbox.push_control(Outgoing::Pong(payload)) && !self.inbox.is_closing() {
+                    self.overflow(ctx);
+                }
+            }
+            WsMessage::Pong(_) | WsMessage::Nop => {}
+            WsMessage::Close(reason) => {
+                let code = reason.as_ref().map(|r| u16::from(r.code));
+                log::info!("client closed client_id={} code={code:?}", self.info.client_id);
+                self.reason = Some(DisconnectReason::ClientClosed(code));
+                self.close(CloseCode::Normal, "", false, ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.reason.is_none() {
+            self.reason = Some(DisconnectReason::ConnectionLost);
+        }
+        ctx.stop();
+    }
+}
+
+impl Handler<CloseSession> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
+        self.close(msg.code, &msg.reason, msg.flush, ctx);
+    }
+}
+
+impl Handler<QueueOverflowed> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: QueueOverflowed, ctx: &mut Context<Self>) {
+        self.overflow(ctx);
+    }
+}
+
+impl Handler<WriterStopped> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: WriterStopped, ctx: &mut Context<Self>) {
+        if self.reason.is_none() {
+            self.reason = Some(match msg.0 {
+                writer::WriterExit::WriteTimeout => DisconnectReason::WriteTimeout,
+                _ => DisconnectReason::ConnectionLost,
+            });
+        }
+        ctx.stop();
+    }
+}

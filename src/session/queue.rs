@@ -1,0 +1,316 @@
+//! A session's outbound queue: bounded in bytes, priority lanes, FIFO within a lane, and the
+//! shared [`Inbox`] that routing threads push into.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use bytestring::ByteString;
+use tokio::sync::Notify;
+
+use crate::protocol::{CloseCode, OutboundFrame};
+
+/// Bytes a WebSocket ping or pong costs in the queue's accounting.
+const CONTROL_COST: usize = 16;
+
+/// One item a session writes.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A server-generated text frame (welcome, pong, receipt, error).
+    Control(ByteString),
+    /// A WebSocket ping.
+    Ping,
+    /// A WebSocket pong answering the peer's ping.
+    Pong(bytes::Bytes),
+    /// An application frame; the writer adds `seq_no`.
+    App(OutboundFrame),
+}
+
+impl Outgoing {
+    fn cost(&self) -> usize {
+        match self {
+            Outgoing::Control(s) => s.len(),
+            Outgoing::Ping => CONTROL_COST,
+            Outgoing::Pong(b) => b.len() + CONTROL_COST,
+            Outgoing::App(f) => f.len(),
+        }
+    }
+}
+
+/// Priority lanes bounded by a byte budget. Control frames go first, then application frames
+/// from `critical` down to `low`.
+#[derive(Debug)]
+pub struct OutboundQueue {
+    control: VecDeque<Outgoing>,
+    lanes: [VecDeque<OutboundFrame>; 5],
+    bytes: usize,
+    capacity: usize,
+}
+
+impl OutboundQueue {
+    /// An empty queue holding at most `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        OutboundQueue {
+            control: VecDeque::new(),
+            lanes: Default::default(),
+            bytes: 0,
+            capacity,
+        }
+    }
+
+    /// Bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.lanes.iter().all(VecDeque::is_empty)
+    }
+
+    /// Queues an item; gives it back when the byte budget would be exceeded.
+    pub fn push(&mut self, item: Outgoing) -> Result<(), Outgoing> {
+        let cost = item.cost();
+        if self.bytes + cost > self.capacity {
+            return Err(item);
+        }
+        self.bytes += cost;
+        match item {
+            Outgoing::App(f) => self.lanes[f.priority().rank()].push_back(f),
+            other => self.control.push_back(other),
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<Outgoing> {
+        let item = self.control.pop_front().or_else(|| {
+            self.lanes
+                .iter_mut()
+                .rev()
+                .find_map(VecDeque::pop_front)
+                .map(Outgoing::App)
+        })?;
+        self.bytes -= item.cost();
+        Some(item)
+    }
+
+    /// Moves items into `out`, highest priority first, until about `max_bytes` are taken
+    /// (at least one item when any is queued).
+    pub fn pop_batch(&mut self, max_bytes: usize, out: &mut Vec<Outgoing>) {
+        let mut taken = 0;
+        while taken < max_bytes {
+            match self.pop() {
+                Some(item) => {
+                    taken += item.cost();
+                    out.push(item);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Empties the queue, returning the application frames that were not written.
+    pub fn drain_app(&mut self) -> Vec<OutboundFrame> {
+        self.control.clear();
+        self.bytes = 0;
+        self.lanes.iter_mut().rev().flat_map(|l| l.drain(..)).collect()
+    }
+}
+
+/// Why a push into an inbox failed; the frame comes back.
+#[derive(Debug)]
+pub enum PushError {
+    /// The byte budget is exhausted: the session is being closed with 4000.
+    Full(OutboundFrame),
+    /// The session is closing or closed.
+    Closed(OutboundFrame),
+}
+
+/// The state behind an inbox's lock.
+#[derive(Debug)]
+pub(crate) struct InboxState {
+    pub(crate) queue: OutboundQueue,
+    /// Set once: no more pushes are accepted, with the close the writer should send.
+    pub(crate) closing: Option<Closing>,
+}
+
+/// How a session closes.
+#[derive(Debug, Clone)]
+pub(crate) struct Closing {
+    pub(crate) code: CloseCode,
+    pub(crate) reason: String,
+    /// Write what is queued first (graceful shutdown) or drop it (kick, overflow).
+    pub(crate) flush: bool,
+}
+
+/// A session's outbound queue shared with routing threads: pushes take a short lock, the
+/// session's writer drains batches and sleeps on a [`Notify`] when it is empty.
+#[derive(Debug)]
+pub struct Inbox {
+    state: Mutex<InboxState>,
+    pub(crate) notify: Notify,
+}
+
+impl Inbox {
+    /// An inbox holding at most `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        Inbox {
+            state: Mutex::new(InboxState {
+                queue: OutboundQueue::new(capacity),
+                closing: None,
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, InboxState> {
+        // A panic while holding this lock leaves the queue consistent (every method is a
+        // single push or pop), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues an application frame. On overflow the inbox starts closing with 4000 and the
+    /// frame comes back as [`PushError::Full`]; the caller tells the session.
+    pub fn push_app(&self, frame: OutboundFrame) -> Result<(), PushError> {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return Err(PushError::Closed(frame));
+        }
+        match st.queue.push(Outgoing::App(frame)) {
+            Ok(()) => {
+                drop(st);
+                self.notify.notify_one();
+                Ok(())
+            }
+            Err(Outgoing::App(frame)) => {
+                st.closing = Some(Closing {
+                    code: CloseCode::SlowConsumer,
+                    reason: "outbound queue overflow".into(),
+                    flush: false,
+                });
+                drop(st);
+                self.notify.notify_one();
+                Err(PushError::Full(frame))
+            }
+            Err(_) => unreachable_push(),
+        }
+    }
+
+    /// Queues a control item; `false` when the session is closing or the budget is exhausted
+    /// (the caller closes with 4000).
+    pub fn push_control(&self, item: Outgoing) -> bool {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return false;
+        }
+        let ok = st.queue.push(item).is_ok();
+        drop(st);
+        if ok {
+            self.notify.notify_one();
+        }
+        ok
+    }
+
+    /// Starts closing: no more pushes; returns the application frames dropped (none when
+    /// `flush`). The first close wins; later calls return `None`.
+    pub(crate) fn close(
+        &self,
+        code: CloseCode,
+        reason: impl Into<String>,
+        flush: bool,
+    ) -> Option<Vec<OutboundFrame>> {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return None;
+        }
+        st.closing = Some(Closing {
+            code,
+            reason: reason.into(),
+            flush,
+        });
+        let dropped = if flush { Vec::new() } else { st.queue.drain_app() };
+        drop(st);
+        self.notify.notify_one();
+        Some(dropped)
+    }
+
+    /// Whether the inbox stopped accepting pushes.
+    pub fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+}
+
+#[cold]
+fn unreachable_push() -> Result<(), PushError> {
+    // `OutboundQueue::push` gives back exactly the item it was handed.
+    log::error!("outbound queue returned a different item than it was given");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Envelope, Priority, Source};
+
+    fn frame(id: &str, p: Priority) -> OutboundFrame {
+        Envelope::system_text("x")
+            .with_id(id)
+            .with_priority(p)
+            .encode(Source::Live)
+    }
+
+    fn ids(items: &[Outgoing]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                Outgoing::App(f) => f.id().to_string(),
+                Outgoing::Control(_) => "ctl".into(),
+                _ => "ws".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn higher_priority_first_fifo_within() {
+        let mut q = OutboundQueue::new(1 << 20);
+        for (id, p) in [
+            ("l1", Priority::Low),
+            ("n1", Priority::Normal),
+            ("c1", Priority::Critical),
+            ("n2", Priority::Normal),
+            ("h1", Priority::High),
+        ] {
+            q.push(Outgoing::App(frame(id, p))).expect("room");
+        }
+        q.push(Outgoing::Control("{}".into())).expect("room");
+        let mut out = Vec::new();
+        q.pop_batch(usize::MAX, &mut out);
+        assert_eq!(ids(&out), ["ctl", "c1", "h1", "n1", "n2", "l1"]);
+        assert_eq!(q.bytes(), 0);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn byte_budget_is_enforced_and_batches_are_bounded() {
+        let f = frame("a", Priority::Normal);
+        let mut q = OutboundQueue::new(f.len() * 3);
+        for _ in 0..3 {
+            q.push(Outgoing::App(f.clone())).expect("room");
+        }
+        assert!(q.push(Outgoing::App(f.clone())).is_err());
+        let mut out = Vec::new();
+        q.pop_batch(1, &mut out);
+        assert_eq!(out.len(), 1, "a batch takes at least one item");
+        assert_eq!(q.bytes(), f.len() * 2);
+    }
+
+    #[test]
+    fn inbox_overflow_closes_and_returns_the_frame() {
+        let f = frame("a", Priority::Normal);
+        let inbox = Inbox::new(f.len());
+        inbox.push_app(f.clone()).expect("room");
+        assert!(matches!(inbox.push_app(f.clone()), Err(PushError::Full(_))));
+        assert!(matches!(inbox.push_app(f), Err(PushError::Closed(_))));
+        assert!(inbox.is_closing());
+        assert!(inbox.close(CloseCode::Normal, "", false).is_none(), "first close wins");
+    }
+}

@@ -1,0 +1,148 @@
+//! The session's writer task: drains the inbox in batches into the socket. Several frames
+//! taken at once reach actix-ws's channel together and leave in one socket write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_ws::CloseReason;
+
+use super::queue::{Closing, Inbox, Outgoing};
+use crate::handlers::{DeliveryFailed, FailureCause};
+use crate::hub::{DeliveriesFailed, Hub};
+use crate::protocol::{ClientId, CloseCode, OutboundFrame, UserId};
+
+/// Bytes taken from the queue per batch: large enough to fill a socket write, small enough
+/// that a later high-priority frame does not wait behind much.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// How the writer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterExit {
+    /// It sent the close frame it was asked for.
+    Closed,
+    /// The connection went away under it.
+    SocketClosed,
+    /// A write made no progress within the write timeout.
+    WriteTimeout,
+}
+
+/// Who the writer writes for.
+pub(crate) struct WriterCtx {
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) ws: actix_ws::Session,
+    pub(crate) write_timeout: Duration,
+    pub(crate) hub: Addr<Hub>,
+    pub(crate) client_id: ClientId,
+    pub(crate) user_id: UserId,
+}
+
+impl WriterCtx {
+    fn report(&self, frames: Vec<OutboundFrame>, cause: FailureCause) {
+        if frames.is_empty() {
+            return;
+        }
+        let failures = frames
+            .into_iter()
+            .map(|f| DeliveryFailed {
+                envelope: f.envelope().clone(),
+                user_id: Some(self.user_id.clone()),
+                client_id: Some(self.client_id.clone()),
+                cause: cause.clone(),
+            })
+            .collect();
+        self.hub.do_send(DeliveriesFailed { failures });
+    }
+}
+
+async fn write_item(ws: &mut actix_ws::Session, item: Outgoing, seq: &mut u64) -> Result<(), actix_ws::Closed> {
+    match item {
+        Outgoing::Control(text) => ws.text(text).await,
+        Outgoing::Ping => ws.ping(b"").await,
+        Outgoing::Pong(payload) => ws.pong(&payload).await,
+        Outgoing::App(frame) => {
+            *seq += 1;
+            ws.text(frame.render(*seq)).await
+        }
+    }
+}
+
+fn unwritten(items: impl Iterator<Item = Outgoing>) -> Vec<OutboundFrame> {
+    items
+        .filter_map(|i| match i {
+            Outgoing::App(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs until the session closes or the socket fails.
+pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
+    let mut seq = 0u64;
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        let closing: Option<Closing> = {
+            let mut st = w.inbox.lock();
+            let closing = st.closing.clone();
+            match &closing {
+                Some(c) if !c.flush => {
+                    let dropped = st.queue.drain_app();
+                    drop(st);
+                    let cause = if c.code == CloseCode::SlowConsumer {
+                        FailureCause::QueueFull
+                    } else {
+                        FailureCause::SessionClosed
+                    };
+                    w.report(dropped, cause);
+                }
+                _ => st.queue.pop_batch(MAX_BATCH_BYTES, &mut batch),
+            }
+            closing
+        };
+        if batch.is_empty() {
+            match closing {
+                Some(c) => return send_close(w, c).await,
+                None => {
+                    w.inbox.notify.notified().await;
+                    continue;
+                }
+            }
+        }
+        let mut items = batch.drain(..);
+        while let Some(item) = items.next() {
+            let res = tokio::time::timeout(w.write_timeout, write_item(&mut w.ws, item, &mut seq)).await;
+            let exit = match res {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => WriterExit::SocketClosed,
+                Err(_) => WriterExit::WriteTimeout,
+            };
+            let rest = unwritten(items);
+            w.report(rest, FailureCause::SessionClosed);
+            let queued = {
+                let mut st = w.inbox.lock();
+                if st.closing.is_none() {
+                    st.closing = Some(Closing {
+                        code: CloseCode::Internal,
+                        reason: "socket failed".into(),
+                        flush: false,
+                    });
+                }
+                st.queue.drain_app()
+            };
+            w.report(queued, FailureCause::SessionClosed);
+            return exit;
+        }
+    }
+}
+
+async fn send_close(w: WriterCtx, c: Closing) -> WriterExit {
+    let reason = CloseReason {
+        code: c.code.into(),
+        description: Some(c.reason).filter(|r| !r.is_empty()),
+    };
+    match tokio::time::timeout(w.write_timeout, w.ws.close(Some(reason))).await {
+        Ok(Ok(())) => WriterExit::Closed,
+        Ok(Err(_)) => WriterExit::SocketClosed,
+        Err(_) => WriterExit::WriteTimeout,
+    }
+}
