@@ -370,6 +370,11 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
         let msg = match item {
             Ok(m) => m,
             Err(ProtocolError::Overflow) => return self.too_large(ctx),
+            Err(ProtocolError::Io(e)) => {
+                log::info!("connection lost client_id={}: {e}", self.info.client_id);
+                self.reason = Some(DisconnectReason::ConnectionLost);
+                return ctx.stop();
+            }
             Err(e) => {
                 log::warn!("protocol error client_id={}: {e}", self.info.client_id);
                 return self.close(CloseCode::ProtocolError, "protocol error", false, ctx);

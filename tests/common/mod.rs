@@ -194,11 +194,19 @@ impl Client {
         assert_eq!(v["type"], "pong", "unexpected frame {v}");
     }
 
+    /// The closing handshake: sends 1000 and waits for the server's close frame.
     pub async fn close(mut self) {
-        let _ = self
-            .framed
+        self.framed
             .send(ws::Message::Close(Some(ws::CloseCode::Normal.into())))
-            .await;
+            .await
+            .expect("send close");
+        loop {
+            match self.next_within(WAIT).await {
+                Some(Got::Close(_)) | Some(Got::Eof) => return,
+                None => panic!("no close reply within {WAIT:?}"),
+                Some(_) => continue,
+            }
+        }
     }
 }
 
