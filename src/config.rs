@@ -258,7 +258,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.session;
         let positive = [
-            ("session.heartbeat_interval_ms", s.heartbeat_interval_ms as u128),
+            (
+                "session.heartbeat_interval_ms",
+                s.heartbeat_interval_ms as u128,
+            ),
             ("session.client_timeout_ms", s.client_timeout_ms as u128),
             ("session.max_frame_bytes", s.max_frame_bytes as u128),
             ("session.queue_bytes", s.queue_bytes as u128),
@@ -305,11 +308,16 @@ mod tests {
     #[test]
     fn env_overrides_and_names_bad_fields() {
         let mut c = Config::default();
-        c.apply_env([("WSC_HEARTBEAT_INTERVAL_MS", "100"), ("WSC_CLIENT_TIMEOUT_MS", "300")])
-            .expect("numbers");
+        c.apply_env([
+            ("WSC_HEARTBEAT_INTERVAL_MS", "100"),
+            ("WSC_CLIENT_TIMEOUT_MS", "300"),
+        ])
+        .expect("numbers");
         assert_eq!(c.session.heartbeat_interval_ms, 100);
         assert_eq!(c.session.client_timeout_ms, 300);
-        let err = c.apply_env([("WSC_MAX_FRAME_BYTES", "lots")]).expect_err("not a number");
+        let err = c
+            .apply_env([("WSC_MAX_FRAME_BYTES", "lots")])
+            .expect_err("not a number");
         assert_eq!(err.field, "WSC_MAX_FRAME_BYTES");
         for (name, _) in ENV_VARS {
             assert!(setter(name).is_some(), "{name} has no setter");
@@ -324,6 +332,9 @@ mod tests {
         assert!(err.message.contains("queue_byte"), "{}", err.message);
         let c = Config::from_toml("[session]\nclient_timeout_ms = 10\nheartbeat_interval_ms = 20")
             .expect("parses");
-        assert_eq!(c.validate().expect_err("order").field, "session.client_timeout_ms");
+        assert_eq!(
+            c.validate().expect_err("order").field,
+            "session.client_timeout_ms"
+        );
     }
 }

@@ -53,7 +53,6 @@ pub mod prelude {
         RouteReport, Subscribe, Target,
     };
     pub use crate::protocol::{
-        ClientId, CloseCode, Envelope, GroupId, MessageId, MessageType, Priority, UserId,
-        UserType,
+        ClientId, CloseCode, Envelope, GroupId, MessageId, MessageType, Priority, UserId, UserType,
     };
 }

@@ -6,7 +6,9 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn post(url: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-    let mut req = awc::Client::new().post(url).content_type("application/json");
+    let mut req = awc::Client::new()
+        .post(url)
+        .content_type("application/json");
     if let Some(k) = key {
         req = req.bearer_auth(k);
     }
@@ -33,7 +35,12 @@ async fn send_routes_and_reports() {
     let (mut alice, _) = connect(&server, "user_id=alice").await;
     let url = server.http_url("/api/send");
 
-    let (status, body) = post(&url, None, r#"{"to":"alice","content":"from api","require_ack":true,"id":"api-1"}"#).await;
+    let (status, body) = post(
+        &url,
+        None,
+        r#"{"to":"alice","content":"from api","require_ack":true,"id":"api-1"}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "accepted");
     assert_eq!(body["id"], "api-1");
@@ -49,7 +56,12 @@ async fn send_routes_and_reports() {
     assert_eq!(body["error"]["code"], "user_offline");
     assert!(body["id"].as_str().is_some());
 
-    let (status, body) = post(&url, None, r#"{"broadcast":true,"type":"notice","content":"all"}"#).await;
+    let (status, body) = post(
+        &url,
+        None,
+        r#"{"broadcast":true,"type":"notice","content":"all"}"#,
+    )
+    .await;
     assert_eq!((status, body["delivered"].clone()), (200, json!(1)));
     assert_eq!(alice.next_json().await["type"], "notice");
 
@@ -83,8 +95,15 @@ async fn online_stats_health() {
     let (status, stats) = get(&server.http_url("/api/stats"), None).await;
     assert_eq!(status, 200);
     for key in [
-        "node_id", "websocket_count", "total_connections", "active_connections", "messages_sent",
-        "messages_received", "broadcasts_sent", "online_users", "uptime",
+        "node_id",
+        "websocket_count",
+        "total_connections",
+        "active_connections",
+        "messages_sent",
+        "messages_received",
+        "broadcasts_sent",
+        "online_users",
+        "uptime",
     ] {
         assert!(stats.get(key).is_some(), "stats has {key}");
     }
@@ -101,8 +120,14 @@ async fn api_key_guards_the_api() {
     let (status, body) = get(&server.http_url("/api/stats"), None).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "unauthorized");
-    assert_eq!(get(&server.http_url("/api/stats"), Some("wrong")).await.0, 401);
-    assert_eq!(get(&server.http_url("/api/stats"), Some("s3cret")).await.0, 200);
+    assert_eq!(
+        get(&server.http_url("/api/stats"), Some("wrong")).await.0,
+        401
+    );
+    assert_eq!(
+        get(&server.http_url("/api/stats"), Some("s3cret")).await.0,
+        200
+    );
     let url = server.http_url("/api/send");
     assert_eq!(post(&url, None, r#"{"to":"a"}"#).await.0, 401);
     assert_eq!(post(&url, Some("s3cret"), r#"{"to":"a"}"#).await.0, 404);

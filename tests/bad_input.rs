@@ -15,7 +15,9 @@ async fn expect_error(c: &mut Client, code: &str) -> Value {
     let v = c.next_json().await;
     assert_eq!(v["type"], "error", "expected an error frame, got {v}");
     assert_eq!(v["error"]["code"], code, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     v
 }
 
@@ -29,8 +31,14 @@ async fn malformed_frames_get_error_frames_and_the_session_stays() {
         ("[1,2,3]", "invalid_frame"),
         ("\"just a string\"", "invalid_frame"),
         (r#"{"type":"teleport","to":"other"}"#, "unknown_type"),
-        (r#"{"id":"both","type":"text","to":"other","group":"g"}"#, "invalid_frame"),
-        (r#"{"id":"neither","type":"text","content":"x"}"#, "invalid_frame"),
+        (
+            r#"{"id":"both","type":"text","to":"other","group":"g"}"#,
+            "invalid_frame",
+        ),
+        (
+            r#"{"id":"neither","type":"text","content":"x"}"#,
+            "invalid_frame",
+        ),
         (r#"{"id":"j","type":"join","group":""}"#, "invalid_frame"),
         (r#"{"type":"text","to":42}"#, "invalid_frame"),
         (r#"{"type":"error","to":"other"}"#, "invalid_frame"),
@@ -42,12 +50,15 @@ async fn malformed_frames_get_error_frames_and_the_session_stays() {
             assert_eq!(e["id"], "both", "the offending id is echoed");
         }
     }
-    c.send_raw(Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef, 0, 1])))
-        .await;
+    c.send_raw(Message::Binary(Bytes::from_static(&[
+        0xde, 0xad, 0xbe, 0xef, 0, 1,
+    ])))
+    .await;
     expect_error(&mut c, "invalid_frame").await;
     c.assert_alive().await;
     // Nothing reached the other user, and the session still routes.
-    c.send_json(&json!({"type":"text","to":"other","content":"still here"})).await;
+    c.send_json(&json!({"type":"text","to":"other","content":"still here"}))
+        .await;
     let m = other.next_json().await;
     assert_eq!(m["content"], "still here");
     assert_eq!(m["seq_no"], 1, "no bad frame was delivered before");
@@ -61,12 +72,15 @@ async fn oversized_frame_gets_too_large_then_1009() {
     let (mut big, _) = connect(&server, "user_id=big").await;
     let (mut bystander, _) = connect(&server, "user_id=by").await;
     let content = "x".repeat(2000);
-    big.send_json(&json!({"type":"text","to":"by","content":content})).await;
+    big.send_json(&json!({"type":"text","to":"by","content":content}))
+        .await;
     expect_error(&mut big, "too_large").await;
     assert_eq!(big.expect_close().await, Some(1009));
     bystander.assert_alive().await;
     let (mut again, _) = connect(&server, "user_id=big").await;
-    again.send_json(&json!({"type":"text","to":"by","content":"small"})).await;
+    again
+        .send_json(&json!({"type":"text","to":"by","content":"small"}))
+        .await;
     assert_eq!(bystander.next_json().await["content"], "small");
 }
 
@@ -80,13 +94,23 @@ async fn fragmented_messages_are_reassembled_and_bounded() {
     let text = json!({"type":"text","to":"b","content":"fragmented hello"}).to_string();
     let (p1, rest) = text.split_at(10);
     let (p2, p3) = rest.split_at(10);
-    a.send_raw(Message::Continuation(Item::FirstText(Bytes::from(p1.to_owned())))).await;
-    a.send_raw(Message::Continuation(Item::Continue(Bytes::from(p2.to_owned())))).await;
-    a.send_raw(Message::Continuation(Item::Last(Bytes::from(p3.to_owned())))).await;
+    a.send_raw(Message::Continuation(Item::FirstText(Bytes::from(
+        p1.to_owned(),
+    ))))
+    .await;
+    a.send_raw(Message::Continuation(Item::Continue(Bytes::from(
+        p2.to_owned(),
+    ))))
+    .await;
+    a.send_raw(Message::Continuation(Item::Last(Bytes::from(
+        p3.to_owned(),
+    ))))
+    .await;
     assert_eq!(b.next_json().await["content"], "fragmented hello");
 
     let chunk = Bytes::from(vec![b'x'; 3000]);
-    a.send_raw(Message::Continuation(Item::FirstText(chunk.clone()))).await;
+    a.send_raw(Message::Continuation(Item::FirstText(chunk.clone())))
+        .await;
     a.send_raw(Message::Continuation(Item::Last(chunk))).await;
     expect_error(&mut a, "too_large").await;
     assert_eq!(a.expect_close().await, Some(1009));
@@ -106,7 +130,9 @@ async fn flood_is_rate_limited_without_silent_loss() {
     const N: usize = 200;
     for i in 0..N {
         flooder
-            .send_json(&json!({"id":format!("f{i}"),"type":"text","to":"target","content":i.to_string()}))
+            .send_json(
+                &json!({"id":format!("f{i}"),"type":"text","to":"target","content":i.to_string()}),
+            )
             .await;
     }
     // Every frame gets exactly one outcome: a rate_limited error to the sender, or delivery.
@@ -123,19 +149,32 @@ async fn flood_is_rate_limited_without_silent_loss() {
             }
         }
     }
-    assert!(limited.len() >= N / 2, "most of a {N}-frame burst is limited");
+    assert!(
+        limited.len() >= N / 2,
+        "most of a {N}-frame burst is limited"
+    );
     assert!(delivered.len() >= 20, "the burst allowance passes");
-    assert!(delivered.windows(2).all(|w| w[0] < w[1]), "order kept: {delivered:?}");
+    assert!(
+        delivered.windows(2).all(|w| w[0] < w[1]),
+        "order kept: {delivered:?}"
+    );
     for n in &delivered {
-        assert!(!limited.contains(&format!("f{n}")), "f{n} was both limited and delivered");
+        assert!(
+            !limited.contains(&format!("f{n}")),
+            "f{n} was both limited and delivered"
+        );
     }
     // Still served, nothing else queued: a ping gets a pong, or a rate_limited error while
     // the bucket refills.
     flooder.send_text(r#"{"type":"ping"}"#).await;
     let v = flooder.next_json().await;
-    assert!(v["type"] == "pong" || v["error"]["code"] == "rate_limited", "{v}");
+    assert!(
+        v["type"] == "pong" || v["error"]["code"] == "rate_limited",
+        "{v}"
+    );
     target.assert_quiet().await;
     // Other sessions are unaffected.
-    x.send_json(&json!({"type":"text","to":"y","content":"unaffected"})).await;
+    x.send_json(&json!({"type":"text","to":"y","content":"unaffected"}))
+        .await;
     assert_eq!(y.next_json().await["content"], "unaffected");
 }

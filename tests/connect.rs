@@ -17,7 +17,9 @@ async fn welcome_frame_carries_identity_and_config() {
     assert_eq!(w["to"], "alice");
     assert_eq!(w["content"], "connected");
     assert!(w["id"].as_str().is_some_and(|s| !s.is_empty()));
-    assert!(w["create_at"].as_str().is_some_and(|s| s.ends_with('Z') && s.len() == 24));
+    assert!(w["create_at"]
+        .as_str()
+        .is_some_and(|s| s.ends_with('Z') && s.len() == 24));
     let d = &w["data"];
     assert_eq!(d["client_id"], "c-a1");
     assert_eq!(d["user_id"], "alice");
@@ -33,7 +35,9 @@ async fn welcome_frame_carries_identity_and_config() {
 async fn server_assigns_client_id_and_reads_headers() {
     let server = start(fast_config()).await;
     let (_c, w) = connect(&server, "user_id=bob").await;
-    assert!(w["data"]["client_id"].as_str().is_some_and(|s| s.starts_with("c-")));
+    assert!(w["data"]["client_id"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("c-")));
 
     let (_resp, mut framed) = awc::Client::new()
         .ws(server.ws_url(""))
@@ -55,8 +59,16 @@ async fn server_assigns_client_id_and_reads_headers() {
 #[actix_web::test]
 async fn refused_upgrades_get_http_errors() {
     let server = start(fast_config()).await;
-    assert_eq!(refused_status(&server.ws_url("")).await, 400, "missing user_id");
-    assert_eq!(refused_status(&server.ws_url("user_id=")).await, 400, "empty user_id");
+    assert_eq!(
+        refused_status(&server.ws_url("")).await,
+        400,
+        "missing user_id"
+    );
+    assert_eq!(
+        refused_status(&server.ws_url("user_id=")).await,
+        400,
+        "empty user_id"
+    );
     assert_eq!(
         refused_status(&server.ws_url("user_id=a&user_type=wizard")).await,
         400,
@@ -72,7 +84,9 @@ async fn refused_upgrades_get_http_errors() {
 
 #[actix_web::test]
 async fn authenticator_can_refuse_with_401_and_403() {
-    use actix_wsc::auth::{AuthError, AuthFuture, Authenticator, ConnectRequest, DefaultAuthenticator};
+    use actix_wsc::auth::{
+        AuthError, AuthFuture, Authenticator, ConnectRequest, DefaultAuthenticator,
+    };
     use std::sync::Arc;
 
     struct TokenAuth;
@@ -88,7 +102,10 @@ async fn authenticator_can_refuse_with_401_and_403() {
     }
     let server = start_with(fast_config(), |w| w.authenticator(Arc::new(TokenAuth))).await;
     assert_eq!(refused_status(&server.ws_url("user_id=a")).await, 401);
-    assert_eq!(refused_status(&server.ws_url("user_id=a&token=banned")).await, 403);
+    assert_eq!(
+        refused_status(&server.ws_url("user_id=a&token=banned")).await,
+        403
+    );
     let (_c, w) = connect(&server, "user_id=a&token=good").await;
     assert_eq!(w["data"]["user_id"], "a");
 }

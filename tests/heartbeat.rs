@@ -4,7 +4,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-
 use actix_wsc::handlers::{DisconnectReason, SessionDisconnected};
 use actix_wsc::hub::Subscribe;
 use actix_wsc::protocol::CloseCode;
@@ -34,10 +33,19 @@ async fn silent_client_is_closed_with_4001() {
         }
     };
     assert_eq!(code, Some(4001));
-    assert!(pings >= 2, "the server pinged every heartbeat interval ({pings})");
-    assert!(started.elapsed() >= Duration::from_millis(400), "not before client_timeout_ms");
+    assert!(
+        pings >= 2,
+        "the server pinged every heartbeat interval ({pings})"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before client_timeout_ms"
+    );
     let ev = wait_for(&mut events, |e| e.user_id.as_str() == "silent").await;
-    assert!(matches!(ev.reason, DisconnectReason::ServerClosed(CloseCode::HeartbeatTimeout, _)));
+    assert!(matches!(
+        ev.reason,
+        DisconnectReason::ServerClosed(CloseCode::HeartbeatTimeout, _)
+    ));
 }
 
 #[actix_web::test]

@@ -3,7 +3,9 @@
 
 mod common;
 
-use actix_wsc::handlers::{DisconnectReason, MessageReceived, SessionConnected, SessionDisconnected};
+use actix_wsc::handlers::{
+    DisconnectReason, MessageReceived, SessionConnected, SessionDisconnected,
+};
 use actix_wsc::hub::{DisconnectClient, GetSession, GetStats, KickUser, SetMetadata, Subscribe};
 use actix_wsc::protocol::CloseCode;
 use common::*;
@@ -38,10 +40,15 @@ async fn same_client_id_replaces_the_old_session_with_4002() {
     let (mut new, _) = connect(&server, "user_id=r&client_id=phone").await;
     assert_eq!(old.expect_close().await, Some(4002));
     let ev = wait_for(&mut gone, |e| e.client_id.as_str() == "phone").await;
-    assert!(matches!(ev.reason, DisconnectReason::ServerClosed(CloseCode::Replaced, _)));
+    assert!(matches!(
+        ev.reason,
+        DisconnectReason::ServerClosed(CloseCode::Replaced, _)
+    ));
     // The old session's disconnect did not remove the new one.
     let (mut sender, _) = connect(&server, "user_id=s").await;
-    sender.send_json(&json!({"type":"text","to":"r","content":"to the new one"})).await;
+    sender
+        .send_json(&json!({"type":"text","to":"r","content":"to the new one"}))
+        .await;
     assert_eq!(new.next_json().await["content"], "to the new one");
     let stats = server.hub.send(GetStats).await.expect("hub");
     assert_eq!(stats.websocket_count, 2);
@@ -104,7 +111,8 @@ async fn lifecycle_events_reach_subscribed_actors() {
     let ev = wait_for(&mut connected, |_| true).await;
     assert_eq!(ev.info.client_id.as_str(), "ev-1");
     assert_eq!(ev.info.user_type, actix_wsc::protocol::UserType::Vip);
-    a.send_json(&json!({"id":"r1","type":"text","to":"ev","content":"note to self"})).await;
+    a.send_json(&json!({"id":"r1","type":"text","to":"ev","content":"note to self"}))
+        .await;
     let ev = wait_for(&mut received, |_| true).await;
     assert_eq!(ev.envelope.id.as_str(), "r1");
     assert_eq!(ev.envelope.content, "note to self");

@@ -79,33 +79,48 @@ async fn group_join_message_leave() {
     let (mut b, _) = connect(&server, "user_id=b").await;
     let (mut c, _) = connect(&server, "user_id=c").await;
     for (cl, id) in [(&mut a, "ja"), (&mut b, "jb")] {
-        cl.send_json(&json!({"id":id,"type":"join","group":"room-1"})).await;
-        assert_eq!(cl.next_json().await, json!({"type":"ack","id":id,"status":"accepted"}));
+        cl.send_json(&json!({"id":id,"type":"join","group":"room-1"}))
+            .await;
+        assert_eq!(
+            cl.next_json().await,
+            json!({"type":"ack","id":id,"status":"accepted"})
+        );
     }
-    a.send_json(&json!({"type":"text","group":"room-1","content":"hello room"})).await;
+    a.send_json(&json!({"type":"text","group":"room-1","content":"hello room"}))
+        .await;
     let m = next_app(&mut b).await;
     assert_eq!(m["group"], "room-1");
     assert_eq!(m["from"], "a");
     assert_eq!(m["content"], "hello room");
     // ticket_id is an alias for group
-    b.send_json(&json!({"type":"text","ticket_id":"room-1","content":"via ticket"})).await;
+    b.send_json(&json!({"type":"text","ticket_id":"room-1","content":"via ticket"}))
+        .await;
     assert_eq!(next_app(&mut a).await["content"], "via ticket");
     // The sender is excluded and non-members get nothing.
     assert_nothing_more(&mut a).await;
     assert_nothing_more(&mut c).await;
 
-    b.send_json(&json!({"id":"lb","type":"leave","group":"room-1"})).await;
-    assert_eq!(b.next_json().await, json!({"type":"ack","id":"lb","status":"accepted"}));
+    b.send_json(&json!({"id":"lb","type":"leave","group":"room-1"}))
+        .await;
+    assert_eq!(
+        b.next_json().await,
+        json!({"type":"ack","id":"lb","status":"accepted"})
+    );
     a.send_json(&json!({"id":"after","type":"text","group":"room-1","content":"anyone?","require_ack":true}))
         .await;
     let r = a.next_json().await;
     assert_eq!(r["id"], "after");
-    assert_eq!(r["status"], "accepted", "group exists with only the sender in it");
+    assert_eq!(
+        r["status"], "accepted",
+        "group exists with only the sender in it"
+    );
     assert_nothing_more(&mut b).await;
 
-    a.send_json(&json!({"id":"la","type":"leave","group":"room-1"})).await;
+    a.send_json(&json!({"id":"la","type":"leave","group":"room-1"}))
+        .await;
     assert_eq!(a.next_json().await["status"], "accepted");
-    a.send_json(&json!({"id":"gone","type":"text","group":"room-1","content":"x"})).await;
+    a.send_json(&json!({"id":"gone","type":"text","group":"room-1","content":"x"}))
+        .await;
     let e = a.next_json().await;
     assert_eq!(e["type"], "error");
     assert_eq!(e["id"], "gone");
@@ -157,10 +172,14 @@ async fn hub_broadcasts_by_everyone_type_role_and_users() {
     assert_eq!(next_app(&mut cust).await["content"], "some");
     assert_eq!(next_app(&mut vip).await["content"], "some");
 
-    let pred: actix_wsc::hub::SessionPredicate = std::sync::Arc::new(|i| i.user_id.as_str().starts_with('a'));
+    let pred: actix_wsc::hub::SessionPredicate =
+        std::sync::Arc::new(|i| i.user_id.as_str().starts_with('a'));
     let r = server
         .hub
-        .send(Dispatch::new(Target::Matching(pred), Envelope::system_text("pred")))
+        .send(Dispatch::new(
+            Target::Matching(pred),
+            Envelope::system_text("pred"),
+        ))
         .await
         .expect("hub");
     assert_eq!(r.delivered, 1);
@@ -168,7 +187,13 @@ async fn hub_broadcasts_by_everyone_type_role_and_users() {
 
     let online = server.hub.send(GetOnlineUsers).await.expect("hub");
     assert_eq!(online.count, 3);
-    assert!(server.hub.send(IsOnline { user_id: "v".into() }).await.expect("hub"));
+    assert!(server
+        .hub
+        .send(IsOnline {
+            user_id: "v".into()
+        })
+        .await
+        .expect("hub"));
 }
 
 #[actix_web::test]
@@ -187,7 +212,10 @@ async fn delayed_send_and_priority_field() {
         .await
         .expect("hub");
     let m = next_app(&mut a).await;
-    assert!(started.elapsed() >= Duration::from_millis(200), "not before the delay");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "not before the delay"
+    );
     assert_eq!(m["id"], id.as_str());
     assert_eq!(m["priority"], "urgent");
 }

@@ -54,7 +54,9 @@ fn wait_exit(mut r: Running) -> std::process::ExitStatus {
     match rx.recv_timeout(WAIT) {
         Ok(status) => status.expect("wait"),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("the server did not exit within {WAIT:?}");
         }
     }
@@ -75,7 +77,9 @@ fn run_bounded(cmd: &mut Command) -> std::process::Output {
     match rx.recv_timeout(WAIT) {
         Ok(out) => out.expect("output"),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("wsc-server kept running; expected it to exit");
         }
     }
@@ -97,7 +101,8 @@ async fn sigterm_closes_sessions_with_1001_and_exits_cleanly() {
     let mut b = try_connect(&url("user_id=b")).await.expect("connect b");
     assert_eq!(a.next_json().await["type"], "system");
     assert_eq!(b.next_json().await["type"], "system");
-    a.send_json(&json!({"type":"text","to":"b","content":"before shutdown"})).await;
+    a.send_json(&json!({"type":"text","to":"b","content":"before shutdown"}))
+        .await;
     assert_eq!(b.next_json().await["content"], "before shutdown");
     terminate(&r);
     assert_eq!(a.expect_close().await, Some(1001));
@@ -120,8 +125,11 @@ fn bad_config_is_a_clear_startup_error() {
     let dir = std::env::temp_dir().join(format!("wsc-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let file = dir.join("bad.toml");
-    std::fs::write(&file, "[session]\nheartbeat_interval_ms = 5000\nclient_timeout_ms = 1000\n")
-        .expect("write");
+    std::fs::write(
+        &file,
+        "[session]\nheartbeat_interval_ms = 5000\nclient_timeout_ms = 1000\n",
+    )
+    .expect("write");
     let out = run_bounded(
         Command::new(BIN)
             .env_remove("WSC_CLIENT_TIMEOUT_MS")
@@ -132,7 +140,11 @@ fn bad_config_is_a_clear_startup_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("session.client_timeout_ms"), "{err}");
     std::fs::write(&file, "[session]\nheartbeat_interval = 5000\n").expect("write");
-    let out = run_bounded(Command::new(BIN).args(["--bind", "127.0.0.1:0", "--config"]).arg(&file));
+    let out = run_bounded(
+        Command::new(BIN)
+            .args(["--bind", "127.0.0.1:0", "--config"])
+            .arg(&file),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("heartbeat_interval"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -153,13 +165,18 @@ async fn config_file_and_env_reach_the_welcome() {
     let dir = std::env::temp_dir().join(format!("wsc-cfg2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let file = dir.join("ok.toml");
-    std::fs::write(&file, "[hub]\nnode_id = \"from-file\"\n[session]\nheartbeat_interval_ms = 7000\n")
-        .expect("write");
+    std::fs::write(
+        &file,
+        "[hub]\nnode_id = \"from-file\"\n[session]\nheartbeat_interval_ms = 7000\n",
+    )
+    .expect("write");
     let mut cmd_args = vec!["--bind", "127.0.0.1:0", "--config"];
     let path = file.to_string_lossy().into_owned();
     cmd_args.push(&path);
     let r = spawn_server(&cmd_args, &[("WSC_CLIENT_TIMEOUT_MS", "9000")]);
-    let mut c = try_connect(&format!("ws://{}/ws?user_id=x", r.addr)).await.expect("connect");
+    let mut c = try_connect(&format!("ws://{}/ws?user_id=x", r.addr))
+        .await
+        .expect("connect");
     let w = c.next_json().await;
     assert_eq!(w["data"]["node_id"], "from-file");
     assert_eq!(w["data"]["heartbeat_interval_ms"], 7000);

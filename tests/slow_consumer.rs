@@ -29,7 +29,10 @@ async fn slow_reader_overflows_and_is_closed_with_4000() {
     for _ in 0..4000 {
         let r = server
             .hub
-            .send(Dispatch::to_user("slow", Envelope::system_text(payload.clone())))
+            .send(Dispatch::to_user(
+                "slow",
+                Envelope::system_text(payload.clone()),
+            ))
             .await
             .expect("hub");
         if r.delivered == 0 {
@@ -41,10 +44,14 @@ async fn slow_reader_overflows_and_is_closed_with_4000() {
     let ev = wait_for(&mut failed, |e| e.cause == FailureCause::QueueFull).await;
     assert_eq!(ev.user_id.as_ref().map(|u| u.as_str()), Some("slow"));
     let ev = wait_for(&mut gone, |e| e.user_id.as_str() == "slow").await;
-    assert!(matches!(ev.reason, DisconnectReason::ServerClosed(CloseCode::SlowConsumer, _)));
+    assert!(matches!(
+        ev.reason,
+        DisconnectReason::ServerClosed(CloseCode::SlowConsumer, _)
+    ));
 
     // Everyone else is served meanwhile.
-    fast.send_json(&json!({"type":"text","to":"fast","content":"self"})).await;
+    fast.send_json(&json!({"type":"text","to":"fast","content":"self"}))
+        .await;
     assert_eq!(fast.next_json().await["content"], "self");
 
     // The slow reader finally reads: what was written, then the close frame.

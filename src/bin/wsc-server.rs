@@ -95,7 +95,12 @@ async fn serve(config: Config, workers: Option<usize>) -> std::io::Result<()> {
     actix_rt::spawn(async move {
         let signal = wait_for_signal().await;
         log::info!("{signal} received: closing sessions with 1001");
-        match hub.send(Shutdown { timeout: shutdown_timeout }).await {
+        match hub
+            .send(Shutdown {
+                timeout: shutdown_timeout,
+            })
+            .await
+        {
             Ok(n) => log::info!("closed {n} sessions"),
             Err(e) => log::error!("hub did not answer the shutdown: {e}"),
         }

@@ -19,18 +19,18 @@ use tokio::sync::oneshot;
 pub use messages::*;
 pub use router::{RouteReport, Router, SessionFailure, SessionHandle};
 pub use stats::HubStats;
-pub use table::{RoutingTable, SessionEntry, SessionInfo, SessionPredicate, Selection, Target};
+pub use table::{RoutingTable, Selection, SessionEntry, SessionInfo, SessionPredicate, Target};
 
 pub(crate) use router::publish;
 pub(crate) use stats::Counters;
 
+use crate::auth::{DefaultWelcome, WelcomeProvider};
 use crate::config::Config;
 use crate::handlers::{
     DeliveryFailed, FailureCause, MessageReceived, SessionConnected, SessionDisconnected,
 };
-use crate::protocol::{CloseCode, Envelope};
-use crate::auth::{DefaultWelcome, WelcomeProvider};
 use crate::protocol::control::{self, WelcomeInfo};
+use crate::protocol::{CloseCode, Envelope};
 use crate::session::{CloseSession, Inbox, Outgoing};
 
 /// The hub actor. Start it with [`Hub::new`] and `Actor::start`, then mount
@@ -100,7 +100,12 @@ impl Hub {
         }
     }
 
-    fn dispatch(&self, target: &Target, envelope: Envelope, exclude: Option<&crate::protocol::ClientId>) -> RouteReport {
+    fn dispatch(
+        &self,
+        target: &Target,
+        envelope: Envelope,
+        exclude: Option<&crate::protocol::ClientId>,
+    ) -> RouteReport {
         let envelope = Arc::new(envelope);
         let report = self.router.route(target, envelope.clone(), exclude);
         self.report_failures(report.failures(&envelope));
@@ -109,7 +114,14 @@ impl Hub {
 
     /// Closes a session's inbox now (so routing stops at once), reports what it held, and
     /// tells the session actor to finish.
-    fn close_session(&self, handle: &SessionHandle, entry: &SessionInfo, code: CloseCode, reason: &str, flush: bool) {
+    fn close_session(
+        &self,
+        handle: &SessionHandle,
+        entry: &SessionInfo,
+        code: CloseCode,
+        reason: &str,
+        flush: bool,
+    ) {
         if let Some(dropped) = handle.inbox.close(code, reason, flush) {
             self.report_failures(undelivered(dropped, entry, FailureCause::SessionClosed));
         }
@@ -120,7 +132,10 @@ impl Hub {
         });
     }
 
-    fn sessions_where(&self, pred: impl Fn(&SessionInfo) -> bool) -> Vec<(SessionHandle, SessionInfo)> {
+    fn sessions_where(
+        &self,
+        pred: impl Fn(&SessionInfo) -> bool,
+    ) -> Vec<(SessionHandle, SessionInfo)> {
         self.router
             .read()
             .sessions()
@@ -296,7 +311,11 @@ impl Handler<KickUser> for Hub {
     fn handle(&mut self, msg: KickUser, _: &mut Context<Self>) -> usize {
         let victims = self.sessions_where(|i| i.user_id == msg.user_id);
         for (handle, info) in &victims {
-            log::info!("kicking client_id={} user_id={}", info.client_id, info.user_id);
+            log::info!(
+                "kicking client_id={} user_id={}",
+                info.client_id,
+                info.user_id
+            );
             self.close_session(handle, info, CloseCode::Kicked, &msg.reason, false);
         }
         victims.len()
@@ -345,7 +364,10 @@ impl Handler<GetSession> for Hub {
     type Result = Option<SessionInfo>;
 
     fn handle(&mut self, msg: GetSession, _: &mut Context<Self>) -> Self::Result {
-        self.router.read().get(&msg.client_id).map(|e| e.info.clone())
+        self.router
+            .read()
+            .get(&msg.client_id)
+            .map(|e| e.info.clone())
     }
 }
 
@@ -394,7 +416,13 @@ impl Handler<Shutdown> for Hub {
         let count = all.len();
         log::info!("shutting down: closing {count} sessions with 1001");
         for (handle, info) in &all {
-            self.close_session(handle, info, CloseCode::GoingAway, "server shutting down", true);
+            self.close_session(
+                handle,
+                info,
+                CloseCode::GoingAway,
+                "server shutting down",
+                true,
+            );
         }
         let (tx, rx) = oneshot::channel();
         self.shutdown_waiters.push(tx);

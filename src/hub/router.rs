@@ -9,8 +9,8 @@ use actix::prelude::*;
 
 use super::stats::Counters;
 use super::table::{RoutingTable, Target};
-use crate::handlers::{DeliveryFailed, FailureCause, MessageReceived, SessionConnected};
 use crate::handlers::SessionDisconnected;
+use crate::handlers::{DeliveryFailed, FailureCause, MessageReceived, SessionConnected};
 use crate::protocol::{ClientId, Envelope, MessageId, OutboundFrame, Source, UserId};
 use crate::session::{Inbox, PushError, QueueOverflowed, Session};
 

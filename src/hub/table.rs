@@ -358,13 +358,26 @@ mod tests {
         for c in ["a1", "b1"] {
             t.join(&c.into(), &"room".into()).expect("join");
         }
-        assert_eq!(picked(&t, &Target::Group("room".into()), Some("a1")), vec![3]);
+        assert_eq!(
+            picked(&t, &Target::Group("room".into()), Some("a1")),
+            vec![3]
+        );
         assert_eq!(picked(&t, &Target::Broadcast, None), vec![1, 2, 3]);
-        assert_eq!(t.online_users(), vec![("alice".into(), 2), ("bob".into(), 1)]);
-        let sel = t.select(&Target::Users(vec!["bob".into(), "carol".into()]), None, |_| {});
+        assert_eq!(
+            t.online_users(),
+            vec![("alice".into(), 2), ("bob".into(), 1)]
+        );
+        let sel = t.select(
+            &Target::Users(vec!["bob".into(), "carol".into()]),
+            None,
+            |_| {},
+        );
         assert_eq!(sel.sessions, 1);
         assert_eq!(sel.offline_users, vec![UserId::from("carol")]);
-        assert!(t.select(&Target::Group("nope".into()), None, |_| {}).unknown_group);
+        assert!(
+            t.select(&Target::Group("nope".into()), None, |_| {})
+                .unknown_group
+        );
         assert_eq!(t.join(&"a1".into(), &"".into()), Err(GroupError::EmptyName));
     }
 
@@ -373,14 +386,23 @@ mod tests {
         let mut t = RoutingTable::default();
         t.insert(info("c", "alice", 1), 1).expect("insert");
         t.join(&"c".into(), &"g".into()).expect("join");
-        let old = t.insert(info("c", "alice", 2), 2).expect("same user replaces");
+        let old = t
+            .insert(info("c", "alice", 2), 2)
+            .expect("same user replaces");
         assert_eq!(old.map(|e| e.handle), Some(1));
-        assert_eq!(t.group_members(&"g".into()), None, "replaced session left its groups");
+        assert_eq!(
+            t.group_members(&"g".into()),
+            None,
+            "replaced session left its groups"
+        );
         assert!(matches!(
             t.insert(info("c", "bob", 3), 3),
             Err(ConnectError::ClientIdInUse(_))
         ));
-        assert!(t.remove(&"c".into(), 1).is_none(), "stale conn does not remove the new one");
+        assert!(
+            t.remove(&"c".into(), 1).is_none(),
+            "stale conn does not remove the new one"
+        );
         assert!(t.remove(&"c".into(), 2).is_some());
         assert_eq!(t.session_count(), 0);
         assert_eq!(t.user_count(), 0);
@@ -394,7 +416,10 @@ mod tests {
         agent.role = Some("lead".into());
         t.insert(agent, 1).expect("insert");
         t.insert(info("y", "bo", 2), 2).expect("insert");
-        assert_eq!(picked(&t, &Target::UserType(UserType::Agent), None), vec![1]);
+        assert_eq!(
+            picked(&t, &Target::UserType(UserType::Agent), None),
+            vec![1]
+        );
         assert_eq!(picked(&t, &Target::Role("lead".into()), None), vec![1]);
         let pred: SessionPredicate = Arc::new(|i| i.user_id.as_str() == "bo");
         assert_eq!(picked(&t, &Target::Matching(pred), None), vec![2]);

@@ -112,7 +112,9 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in [1000, 1001, 1002, 1007, 1008, 1009, 1011, 4000, 4001, 4002, 4500, 4321] {
+        for code in [
+            1000, 1001, 1002, 1007, 1008, 1009, 1011, 4000, 4001, 4002, 4500, 4321,
+        ] {
             assert_eq!(CloseCode::from_code(code).code(), code);
         }
     }

@@ -39,7 +39,9 @@ fn to_frame<T: Serialize>(value: &T) -> ByteString {
         Ok(s) => ByteString::from(s),
         Err(e) => {
             log::error!("cannot encode control frame: {e}");
-            ByteString::from_static(r#"{"type":"error","error":{"code":"internal","message":"encoding failed"}}"#)
+            ByteString::from_static(
+                r#"{"type":"error","error":{"code":"internal","message":"encoding failed"}}"#,
+            )
         }
     }
 }
@@ -106,7 +108,11 @@ pub struct WelcomeInfo {
 
 /// The welcome frame; `content` and `extra` come from the application's welcome provider
 /// (extra fields never override the protocol fields).
-pub fn welcome(info: &WelcomeInfo, content: &str, extra: Option<&Map<String, Value>>) -> ByteString {
+pub fn welcome(
+    info: &WelcomeInfo,
+    content: &str,
+    extra: Option<&Map<String, Value>>,
+) -> ByteString {
     let mut data = Map::new();
     if let Some(extra) = extra {
         data.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -116,7 +122,10 @@ pub fn welcome(info: &WelcomeInfo, content: &str, extra: Option<&Map<String, Val
     data.insert("user_id".into(), info.user_id.as_str().into());
     data.insert("node_id".into(), info.node_id.as_str().into());
     data.insert("protocol".into(), PROTOCOL_NAME.into());
-    data.insert("heartbeat_interval_ms".into(), info.heartbeat_interval_ms.into());
+    data.insert(
+        "heartbeat_interval_ms".into(),
+        info.heartbeat_interval_ms.into(),
+    );
     data.insert("client_timeout_ms".into(), info.client_timeout_ms.into());
     data.insert("ack_timeout_ms".into(), info.ack_timeout_ms.into());
     data.insert("max_retries".into(), info.max_retries.into());
@@ -139,7 +148,10 @@ mod tests {
     #[test]
     fn control_frames_have_the_protocol_shape() {
         let v: Value = serde_json::from_str(&receipt_accepted(Some(&"a1".into()))).expect("json");
-        assert_eq!(v, serde_json::json!({"type":"ack","id":"a1","status":"accepted"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"ack","id":"a1","status":"accepted"})
+        );
         let e = FrameError::new(ErrorCode::UnknownType, "nope").with_id(Some("x".into()));
         let v: Value = serde_json::from_str(&error_frame(&e)).expect("json");
         assert_eq!(v["error"]["code"], "unknown_type");

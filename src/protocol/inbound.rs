@@ -114,8 +114,7 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
 
     let Some(kind) = raw.kind.filter(|k| !k.is_empty()) else {
         // go-wsc acknowledgement shape: {"message_id":"..","status":"confirmed"}.
-        if let (Some(mid), Some("confirmed")) = (non_empty(raw.message_id), raw.status.as_deref())
-        {
+        if let (Some(mid), Some("confirmed")) = (non_empty(raw.message_id), raw.status.as_deref()) {
             return Ok(Inbound::Ack { id: mid.into() });
         }
         return Err(err(ErrorCode::InvalidFrame, "missing field `type`"));
@@ -133,7 +132,10 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
         MessageType::Pong | MessageType::Heartbeat => Ok(Inbound::Pong),
         MessageType::Join | MessageType::Leave => {
             let Some(group) = group else {
-                return Err(err(ErrorCode::InvalidFrame, "`group` must be a non-empty string"));
+                return Err(err(
+                    ErrorCode::InvalidFrame,
+                    "`group` must be a non-empty string",
+                ));
             };
             let group = GroupId::from(group);
             Ok(if msg_type == MessageType::Join {
@@ -142,9 +144,15 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
                 Inbound::Leave { id, group }
             })
         }
-        MessageType::Ack => match id.clone().or_else(|| non_empty(raw.message_id).map(MessageId::from)) {
+        MessageType::Ack => match id
+            .clone()
+            .or_else(|| non_empty(raw.message_id).map(MessageId::from))
+        {
             Some(id) => Ok(Inbound::Ack { id }),
-            None => Err(err(ErrorCode::InvalidFrame, "an ack needs the delivered `id`")),
+            None => Err(err(
+                ErrorCode::InvalidFrame,
+                "an ack needs the delivered `id`",
+            )),
         },
         MessageType::Error => Err(err(
             ErrorCode::InvalidFrame,
@@ -207,13 +215,28 @@ mod tests {
         assert_eq!(code("{not json"), ErrorCode::InvalidJson);
         assert_eq!(code("[1,2]"), ErrorCode::InvalidFrame);
         assert_eq!(code("42"), ErrorCode::InvalidFrame);
-        assert_eq!(code(r#"{"type":"teleport","to":"a"}"#), ErrorCode::UnknownType);
-        assert_eq!(code(r#"{"type":"text","to":"a","group":"g"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(
+            code(r#"{"type":"teleport","to":"a"}"#),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            code(r#"{"type":"text","to":"a","group":"g"}"#),
+            ErrorCode::InvalidFrame
+        );
         assert_eq!(code(r#"{"type":"text"}"#), ErrorCode::InvalidFrame);
-        assert_eq!(code(r#"{"type":"join","group":""}"#), ErrorCode::InvalidFrame);
+        assert_eq!(
+            code(r#"{"type":"join","group":""}"#),
+            ErrorCode::InvalidFrame
+        );
         assert_eq!(code(r#"{"type":"text","to":5}"#), ErrorCode::InvalidFrame);
-        assert_eq!(code(r#"{"type":"text","to":"a","priority":"max"}"#), ErrorCode::InvalidFrame);
-        assert_eq!(code(r#"{"type":"text","to":"a","data":[1]}"#), ErrorCode::InvalidFrame);
+        assert_eq!(
+            code(r#"{"type":"text","to":"a","priority":"max"}"#),
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"text","to":"a","data":[1]}"#),
+            ErrorCode::InvalidFrame
+        );
     }
 
     #[test]
@@ -227,15 +250,26 @@ mod tests {
         let m = parse_inbound(
             r#"{"id":"1","type":"text","to":"bob","from":"mallory","content":"hi","data":{"k":1},"require_ack":true,"priority":"high"}"#,
         );
-        let Ok(Inbound::Message(m)) = m else { panic!("expected a message") };
+        let Ok(Inbound::Message(m)) = m else {
+            panic!("expected a message")
+        };
         assert_eq!(m.destination, Destination::User("bob".into()));
         assert_eq!(m.priority, Priority::High);
         assert!(m.require_ack);
-        assert_eq!(m.data.map(|d| d.get().to_owned()).as_deref(), Some(r#"{"k":1}"#));
-        assert!(matches!(parse_inbound(r#"{"type":"ping"}"#), Ok(Inbound::Ping)));
+        assert_eq!(
+            m.data.map(|d| d.get().to_owned()).as_deref(),
+            Some(r#"{"k":1}"#)
+        );
+        assert!(matches!(
+            parse_inbound(r#"{"type":"ping"}"#),
+            Ok(Inbound::Ping)
+        ));
         assert!(matches!(
             parse_inbound(r#"{"type":"text","ticket_id":"t1"}"#),
-            Ok(Inbound::Message(ClientMessage { destination: Destination::Group(_), .. }))
+            Ok(Inbound::Message(ClientMessage {
+                destination: Destination::Group(_),
+                ..
+            }))
         ));
         assert!(matches!(
             parse_inbound(r#"{"message_id":"m1","status":"confirmed"}"#),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
         #[non_exhaustive]
         pub enum $name {
             $($(#[$vdoc])* #[serde(rename = $wire)] $variant,)+
@@ -40,6 +40,7 @@ wire_enum!(
     /// A message type: the go-wsc list of 56 plus the control types `join` and `leave`.
     MessageType {
         /// Plain text.
+        #[default]
         Text = "text", /// Markdown.
         Markdown = "markdown", /// Rich text.
         RichText = "rich_text", /// Source code.
@@ -106,18 +107,13 @@ wire_enum!(
     Priority {
         /// Lowest.
         Low = "low", /// The default.
+        #[default]
         Normal = "normal", /// High.
         High = "high", /// Urgent.
         Urgent = "urgent", /// Highest.
         Critical = "critical",
     }
 );
-
-impl Default for Priority {
-    fn default() -> Self {
-        Priority::Normal
-    }
-}
 
 impl Priority {
     /// 0 for `low` up to 4 for `critical`.
@@ -136,6 +132,7 @@ wire_enum!(
     /// The kind of user behind a session.
     UserType {
         /// A customer (the default).
+        #[default]
         Customer = "customer", /// A service agent.
         Agent = "agent", /// An administrator.
         Admin = "admin", /// A bot.
@@ -145,12 +142,6 @@ wire_enum!(
         System = "system",
     }
 );
-
-impl Default for UserType {
-    fn default() -> Self {
-        UserType::Customer
-    }
-}
 
 wire_enum!(
     /// The `code` of an error frame or failed receipt.
@@ -163,6 +154,7 @@ wire_enum!(
         Forbidden = "forbidden", /// The group does not exist.
         UnknownGroup = "unknown_group", /// Too many frames.
         RateLimited = "rate_limited", /// A server fault.
+        #[default]
         Internal = "internal", /// The recipient has no live session (receipts only).
         UserOffline = "user_offline",
     }

@@ -10,7 +10,41 @@ use super::{error_response, ServerState};
 use crate::hub::{Dispatch, GetOnlineUsers, GetStats, Target};
 use crate::protocol::{Envelope, ErrorCode, MessageId, MessageType, Priority};
 
-fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), HttpResponse> {
+/// An API failure: status, code and message, rendered as a JSON error body.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_response(self.status, self.code, &self.message)
+    }
+}
+
+fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), ApiError> {
     let Some(key) = &state.api_key else {
         return Ok(());
     };
@@ -22,8 +56,11 @@ fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), HttpResponse
     if presented == Some(key.as_str()) {
         Ok(())
     } else {
-        log::warn!("api request refused: missing or wrong API key path={}", req.path());
-        Err(error_response(
+        log::warn!(
+            "api request refused: missing or wrong API key path={}",
+            req.path()
+        );
+        Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong API key",
@@ -31,9 +68,13 @@ fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), HttpResponse
     }
 }
 
-fn hub_down(e: actix::MailboxError) -> HttpResponse {
+fn hub_down(e: actix::MailboxError) -> ApiError {
     log::error!("hub unavailable: {e}");
-    error_response(StatusCode::SERVICE_UNAVAILABLE, "internal", "hub unavailable")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "internal",
+        "hub unavailable",
+    )
 }
 
 #[derive(Deserialize)]
@@ -64,11 +105,11 @@ struct SendBody {
     require_ack: bool,
 }
 
-fn bad(code: ErrorCode, message: &str) -> HttpResponse {
-    error_response(StatusCode::BAD_REQUEST, code.as_str(), message)
+fn bad(code: ErrorCode, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code.as_str(), message)
 }
 
-fn parse_send(body: &[u8]) -> Result<(Target, Envelope), HttpResponse> {
+fn parse_send(body: &[u8]) -> Result<(Target, Envelope), ApiError> {
     let b: SendBody = serde_json::from_slice(body).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidFrame,
@@ -91,8 +132,12 @@ fn parse_send(body: &[u8]) -> Result<(Target, Envelope), HttpResponse> {
         }
     };
     let kind = nonempty(b.kind).unwrap_or_else(|| "text".into());
-    let msg_type = MessageType::parse(&kind)
-        .ok_or_else(|| bad(ErrorCode::UnknownType, &format!("unknown message type `{kind}`")))?;
+    let msg_type = MessageType::parse(&kind).ok_or_else(|| {
+        bad(
+            ErrorCode::UnknownType,
+            &format!("unknown message type `{kind}`"),
+        )
+    })?;
     if matches!(
         msg_type,
         MessageType::Ack
@@ -133,57 +178,54 @@ pub(crate) async fn send(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<ServerState>,
-) -> HttpResponse {
-    if let Err(resp) = authorized(&req, &state) {
-        return resp;
-    }
-    let (target, envelope) = match parse_send(&body) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    let report = match state.hub.send(Dispatch::new(target, envelope)).await {
-        Ok(r) => r,
-        Err(e) => return hub_down(e),
-    };
+) -> Result<HttpResponse, ApiError> {
+    authorized(&req, &state)?;
+    let (target, envelope) = parse_send(&body)?;
+    let report = state
+        .hub
+        .send(Dispatch::new(target, envelope))
+        .await
+        .map_err(hub_down)?;
     if report.accepted() {
-        return HttpResponse::Ok().json(json!({
+        return Ok(HttpResponse::Ok().json(json!({
             "id": report.id, "status": "accepted", "delivered": report.delivered,
             "offline_users": report.offline_users,
-        }));
+        })));
     }
     let (code, message) = if report.unknown_group {
         (ErrorCode::UnknownGroup, "no such group")
     } else if !report.offline_users.is_empty() {
         (ErrorCode::UserOffline, "recipient has no live session")
     } else {
-        (ErrorCode::Internal, "no recipient session could take the message")
+        (
+            ErrorCode::Internal,
+            "no recipient session could take the message",
+        )
     };
-    HttpResponse::NotFound().json(json!({
+    Ok(HttpResponse::NotFound().json(json!({
         "id": report.id, "status": "failed", "delivered": 0,
         "error": {"code": code, "message": message},
-    }))
+    })))
 }
 
 /// `GET /api/online`.
-pub(crate) async fn online(req: HttpRequest, state: web::Data<ServerState>) -> HttpResponse {
-    if let Err(resp) = authorized(&req, &state) {
-        return resp;
-    }
-    match state.hub.send(GetOnlineUsers).await {
-        Ok(users) => HttpResponse::Ok().json(users),
-        Err(e) => hub_down(e),
-    }
+pub(crate) async fn online(
+    req: HttpRequest,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, ApiError> {
+    authorized(&req, &state)?;
+    let v = state.hub.send(GetOnlineUsers).await.map_err(hub_down)?;
+    Ok(HttpResponse::Ok().json(v))
 }
 
 /// `GET /api/stats`.
-pub(crate) async fn stats(req: HttpRequest, state: web::Data<ServerState>) -> HttpResponse {
-    if let Err(resp) = authorized(&req, &state) {
-        return resp;
-    }
-    match state.hub.send(GetStats).await {
-        Ok(stats) => HttpResponse::Ok().json(stats),
-        Err(e) => hub_down(e),
-    }
+pub(crate) async fn stats(
+    req: HttpRequest,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, ApiError> {
+    authorized(&req, &state)?;
+    let v = state.hub.send(GetStats).await.map_err(hub_down)?;
+    Ok(HttpResponse::Ok().json(v))
 }
 
 /// `GET /health`: liveness (the process answers) and readiness (the hub answers).

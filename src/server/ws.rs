@@ -33,8 +33,8 @@ pub(crate) fn connect_request(req: &HttpRequest) -> Result<ConnectRequest, AuthE
     let q = web::Query::<IdentityQuery>::from_query(req.query_string())
         .map_err(|e| AuthError::BadRequest(format!("bad query string: {e}")))?
         .into_inner();
-    let bearer = header(req, "authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+    let bearer =
+        header(req, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
     let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
     Ok(ConnectRequest {
         user_id: nonempty(q.user_id).or_else(|| header(req, "x-user-id")),
@@ -72,7 +72,9 @@ pub(crate) async fn upgrade(
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let ctx = Context::<Session>::new();
     let info = SessionInfo {
-        client_id: client_id.map(ClientId::from).unwrap_or_else(ClientId::generate),
+        client_id: client_id
+            .map(ClientId::from)
+            .unwrap_or_else(ClientId::generate),
         user_id: identity.user_id,
         user_type: identity.user_type,
         role: identity.role,
@@ -88,14 +90,26 @@ pub(crate) async fn upgrade(
         Ok(Ok(c)) => c,
         Ok(Err(e @ ConnectError::ClientIdInUse(_))) => {
             log::warn!("upgrade refused: {e}");
-            return Ok(error_response(StatusCode::CONFLICT, "client_id_in_use", &e.to_string()));
+            return Ok(error_response(
+                StatusCode::CONFLICT,
+                "client_id_in_use",
+                &e.to_string(),
+            ));
         }
         Ok(Err(e)) => {
-            return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.to_string()));
+            return Ok(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &e.to_string(),
+            ));
         }
         Err(e) => {
             log::error!("hub unavailable at upgrade: {e}");
-            return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "hub unavailable"));
+            return Ok(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "hub unavailable",
+            ));
         }
     };
     let info = SessionInfo {

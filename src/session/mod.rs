@@ -25,8 +25,7 @@ use crate::hub::{
 };
 use crate::protocol::control;
 use crate::protocol::{
-    parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId,
-    OutboundFrame,
+    parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId, OutboundFrame,
 };
 
 /// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
@@ -133,7 +132,12 @@ impl Session {
             self.info.user_id,
             self.config.session.queue_bytes
         );
-        self.close(CloseCode::SlowConsumer, "outbound queue overflow", false, ctx);
+        self.close(
+            CloseCode::SlowConsumer,
+            "outbound queue overflow",
+            false,
+            ctx,
+        );
     }
 
     fn too_large(&mut self, ctx: &mut Context<Self>) {
@@ -186,7 +190,10 @@ impl Session {
                 self.group_op(msg, id, ctx);
             }
             Inbound::Ack { id } => {
-                log::debug!("ack id={id} client_id={} (no delivery tracked)", self.info.client_id);
+                log::debug!(
+                    "ack id={id} client_id={} (no delivery tracked)",
+                    self.info.client_id
+                );
             }
             Inbound::Message(m) => {
                 let envelope = Envelope::from_client(m, self.info.user_id.clone());
@@ -248,11 +255,23 @@ impl Session {
             let receipt = if accepted {
                 control::receipt_accepted(Some(&envelope.id))
             } else if report.unknown_group {
-                control::receipt_failed(Some(&envelope.id), ErrorCode::UnknownGroup, "no such group")
+                control::receipt_failed(
+                    Some(&envelope.id),
+                    ErrorCode::UnknownGroup,
+                    "no such group",
+                )
             } else if !report.offline_users.is_empty() {
-                control::receipt_failed(Some(&envelope.id), ErrorCode::UserOffline, "recipient has no live session")
+                control::receipt_failed(
+                    Some(&envelope.id),
+                    ErrorCode::UserOffline,
+                    "recipient has no live session",
+                )
             } else {
-                control::receipt_failed(Some(&envelope.id), ErrorCode::Internal, "recipient session could not take the message")
+                control::receipt_failed(
+                    Some(&envelope.id),
+                    ErrorCode::Internal,
+                    "recipient session could not take the message",
+                )
             };
             self.send_control(receipt, ctx);
         } else if report.unknown_group {
@@ -270,7 +289,12 @@ impl Session {
             Item::Last(b) => (false, false, b, true),
         };
         if first == self.fragments.is_some() {
-            return self.close(CloseCode::ProtocolError, "unexpected continuation frame", false, ctx);
+            return self.close(
+                CloseCode::ProtocolError,
+                "unexpected continuation frame",
+                false,
+                ctx,
+            );
         }
         let frag = self.fragments.get_or_insert_with(|| Fragments {
             buf: BytesMut::new(),
@@ -284,13 +308,20 @@ impl Session {
         if !last {
             return;
         }
-        let Some(frag) = self.fragments.take() else { return };
+        let Some(frag) = self.fragments.take() else {
+            return;
+        };
         if !frag.text {
             return self.on_binary(ctx);
         }
         match std::str::from_utf8(&frag.buf) {
             Ok(text) => self.on_text(text, ctx),
-            Err(_) => self.close(CloseCode::InvalidPayload, "text message is not UTF-8", false, ctx),
+            Err(_) => self.close(
+                CloseCode::InvalidPayload,
+                "text message is not UTF-8",
+                false,
+                ctx,
+            ),
         }
     }
 
@@ -346,7 +377,8 @@ impl Actor for Session {
                 act.overflow(ctx);
             }
         });
-        let check = Duration::from_millis((s.client_timeout_ms / 4).clamp(1, s.heartbeat_interval_ms));
+        let check =
+            Duration::from_millis((s.client_timeout_ms / 4).clamp(1, s.heartbeat_interval_ms));
         ctx.run_interval(check, |act, ctx| act.check_heartbeat(ctx));
     }
 
@@ -358,7 +390,10 @@ impl Actor for Session {
             client_id: self.info.client_id.clone(),
             conn: self.info.conn,
             user_id: self.info.user_id.clone(),
-            reason: self.reason.take().unwrap_or(DisconnectReason::ConnectionLost),
+            reason: self
+                .reason
+                .take()
+                .unwrap_or(DisconnectReason::ConnectionLost),
             undelivered: std::mem::take(&mut self.undelivered),
         });
         Running::Stop
@@ -384,13 +419,23 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
         match msg {
             WsMessage::Text(text) => {
                 if self.fragments.is_some() {
-                    return self.close(CloseCode::ProtocolError, "data frame inside a fragmented message", false, ctx);
+                    return self.close(
+                        CloseCode::ProtocolError,
+                        "data frame inside a fragmented message",
+                        false,
+                        ctx,
+                    );
                 }
                 self.on_text(&text, ctx);
             }
             WsMessage::Binary(_) => {
                 if self.fragments.is_some() {
-                    return self.close(CloseCode::ProtocolError, "data frame inside a fragmented message", false, ctx);
+                    return self.close(
+                        CloseCode::ProtocolError,
+                        "data frame inside a fragmented message",
+                        false,
+                        ctx,
+                    );
                 }
                 self.on_binary(ctx);
             }
@@ -403,7 +448,10 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
             WsMessage::Pong(_) | WsMessage::Nop => {}
             WsMessage::Close(reason) => {
                 let code = reason.as_ref().map(|r| u16::from(r.code));
-                log::info!("client closed client_id={} code={code:?}", self.info.client_id);
+                log::info!(
+                    "client closed client_id={} code={code:?}",
+                    self.info.client_id
+                );
                 self.reason = Some(DisconnectReason::ClientClosed(code));
                 self.close(CloseCode::Normal, "", false, ctx);
             }

@@ -112,7 +112,11 @@ impl OutboundQueue {
     pub fn drain_app(&mut self) -> Vec<OutboundFrame> {
         self.control.clear();
         self.bytes = 0;
-        self.lanes.iter_mut().rev().flat_map(|l| l.drain(..)).collect()
+        self.lanes
+            .iter_mut()
+            .rev()
+            .flat_map(|l| l.drain(..))
+            .collect()
     }
 }
 
@@ -227,7 +231,11 @@ impl Inbox {
             reason: reason.into(),
             flush,
         });
-        let dropped = if flush { Vec::new() } else { st.queue.drain_app() };
+        let dropped = if flush {
+            Vec::new()
+        } else {
+            st.queue.drain_app()
+        };
         drop(st);
         self.notify.notify_one();
         Some(dropped)
@@ -311,6 +319,9 @@ mod tests {
         assert!(matches!(inbox.push_app(f.clone()), Err(PushError::Full(_))));
         assert!(matches!(inbox.push_app(f), Err(PushError::Closed(_))));
         assert!(inbox.is_closing());
-        assert!(inbox.close(CloseCode::Normal, "", false).is_none(), "first close wins");
+        assert!(
+            inbox.close(CloseCode::Normal, "", false).is_none(),
+            "first close wins"
+        );
     }
 }

@@ -50,10 +50,17 @@ mod tests {
         let mut b = TokenBucket::new(10, 3, t0);
         assert!((0..3).all(|_| b.take(t0)));
         assert!(!b.take(t0));
-        assert!(b.take(t0 + Duration::from_millis(100)), "one token after 1/rate");
+        assert!(
+            b.take(t0 + Duration::from_millis(100)),
+            "one token after 1/rate"
+        );
         assert!(!b.take(t0 + Duration::from_millis(100)));
         let later = t0 + Duration::from_secs(60);
-        assert_eq!((0..10).filter(|_| b.take(later)).count(), 3, "capped at burst");
+        assert_eq!(
+            (0..10).filter(|_| b.take(later)).count(),
+            3,
+            "capped at burst"
+        );
     }
 
     #[test]

@@ -55,7 +55,11 @@ impl WriterCtx {
     }
 }
 
-async fn write_item(ws: &mut actix_ws::Session, item: Outgoing, seq: &mut u64) -> Result<(), actix_ws::Closed> {
+async fn write_item(
+    ws: &mut actix_ws::Session,
+    item: Outgoing,
+    seq: &mut u64,
+) -> Result<(), actix_ws::Closed> {
     match item {
         Outgoing::Control(text) => ws.text(text).await,
         Outgoing::Ping => ws.ping(b"").await,
@@ -110,7 +114,8 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
         }
         let mut items = batch.drain(..);
         while let Some(item) = items.next() {
-            let res = tokio::time::timeout(w.write_timeout, write_item(&mut w.ws, item, &mut seq)).await;
+            let res =
+                tokio::time::timeout(w.write_timeout, write_item(&mut w.ws, item, &mut seq)).await;
             let exit = match res {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => WriterExit::SocketClosed,

@@ -46,7 +46,10 @@ pub async fn start(config: Config) -> TestServer {
     start_with(config, |w| w).await
 }
 
-pub async fn start_with(config: Config, f: impl Fn(WscServer) -> WscServer + Send + Clone + 'static) -> TestServer {
+pub async fn start_with(
+    config: Config,
+    f: impl Fn(WscServer) -> WscServer + Send + Clone + 'static,
+) -> TestServer {
     let _ = env_logger::builder().is_test(true).try_init();
     let hub = Hub::new(config).start();
     let wsc = f(WscServer::new(hub.clone()));
@@ -94,7 +97,10 @@ pub async fn try_connect(url: &str) -> Result<Client, awc::error::WsClientError>
 pub async fn connect(server: &TestServer, query: &str) -> (Client, Value) {
     let mut c = try_connect(&server.ws_url(query)).await.expect("connect");
     let welcome = c.next_json().await;
-    assert_eq!(welcome["data"]["event"], "connected", "first frame is the welcome");
+    assert_eq!(
+        welcome["data"]["event"], "connected",
+        "first frame is the welcome"
+    );
     (c, welcome)
 }
 
@@ -247,7 +253,9 @@ pub async fn wait_for<E>(rx: &mut mpsc::UnboundedReceiver<E>, pred: impl Fn(&E) 
         }
         panic!("event channel closed");
     };
-    tokio::time::timeout(WAIT, fut).await.expect("event within the wait")
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("event within the wait")
 }
 
 /// Polls `check` until it holds (for state visible only through queries), bounded.
