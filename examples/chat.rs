@@ -39,7 +39,12 @@ impl Handler<MessageReceived> for ChatLog {
     type Result = ();
     fn handle(&mut self, ev: MessageReceived, _: &mut Context<Self>) {
         let e = &ev.envelope;
-        log::info!("{} -> {:?}: {}", e.from, e.group.as_ref().or(None), e.content);
+        log::info!(
+            "{} -> {:?}: {}",
+            e.from,
+            e.group.as_ref().or(None),
+            e.content
+        );
     }
 }
 
@@ -49,7 +54,9 @@ async fn main() -> std::io::Result<()> {
     let hub = Hub::new(Config::default()).start();
     let chat_log = ChatLog.start();
     hub.do_send(Subscribe(chat_log.clone().recipient::<SessionConnected>()));
-    hub.do_send(Subscribe(chat_log.clone().recipient::<SessionDisconnected>()));
+    hub.do_send(Subscribe(
+        chat_log.clone().recipient::<SessionDisconnected>(),
+    ));
     hub.do_send(Subscribe(chat_log.recipient::<MessageReceived>()));
     log::info!("chat on ws://127.0.0.1:8090/ws?user_id=NAME");
     HttpServer::new(move || App::new().configure(actix_wsc::server::routes(hub.clone())))

@@ -27,10 +27,17 @@ async fn ship(
     q: web::Query<ShipQuery>,
 ) -> HttpResponse {
     let order = order.into_inner();
-    let envelope = Envelope::new(MessageType::Notice, "shop", format!("order {order} shipped"))
-        .with_data(&json!({"order": order, "status": "shipped"}))
-        .with_priority(Priority::High);
-    match hub.send(Dispatch::to_user(q.customer.as_str(), envelope)).await {
+    let envelope = Envelope::new(
+        MessageType::Notice,
+        "shop",
+        format!("order {order} shipped"),
+    )
+    .with_data(&json!({"order": order, "status": "shipped"}))
+    .with_priority(Priority::High);
+    match hub
+        .send(Dispatch::to_user(q.customer.as_str(), envelope))
+        .await
+    {
         Ok(report) => HttpResponse::Ok().json(json!({
             "message_id": report.id,
             "notified_sessions": report.delivered,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, FailureKind};
 
 /// Everything the hub, its sessions and the server binary read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -21,6 +21,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// Acknowledgement settings.
     pub ack: AckConfig,
+    /// Retry and failure classification settings.
+    pub retry: RetryConfig,
 }
 
 /// HTTP server settings.
@@ -54,12 +56,15 @@ impl Default for ServerConfig {
 pub struct HubConfig {
     /// This node's id, reported in the welcome frame and statistics. Defaults to `n-1`.
     pub node_id: String,
+    /// Message records that reached an outcome are kept this long. Defaults to 3600000.
+    pub records_retention_ms: u64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             node_id: "n-1".into(),
+            records_retention_ms: 3_600_000,
         }
     }
 }
@@ -107,17 +112,50 @@ impl Default for SessionConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AckConfig {
-    /// How long the server waits for a client's ack. Defaults to 5000.
+    /// How long the server waits for a client's ack of one delivery attempt.
+    /// Defaults to 5000.
     pub ack_timeout_ms: u64,
-    /// Resends before an unacknowledged delivery times out for good. Defaults to 3.
-    pub max_retries: u32,
 }
 
 impl Default for AckConfig {
     fn default() -> Self {
         AckConfig {
             ack_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Retry policy and failure classification overrides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first attempt (ACK resends, send-with-retry attempts). Defaults to 3.
+    pub max_retries: u32,
+    /// Backoff before the first retry. Defaults to 100.
+    pub base_delay_ms: u64,
+    /// Cap on any backoff delay. Defaults to 5000.
+    pub max_delay_ms: u64,
+    /// Growth of the delay per retry. Defaults to 2.0.
+    pub backoff_factor: f64,
+    /// Full jitter: each delay is uniform in `[0, computed delay]`. Defaults to true.
+    pub jitter: bool,
+    /// Failure kinds to retry even though they are terminal by default. Defaults to empty.
+    pub retryable: Vec<FailureKind>,
+    /// Failure kinds never to retry even though they are retryable by default.
+    /// Defaults to empty.
+    pub non_retryable: Vec<FailureKind>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
             max_retries: 3,
+            base_delay_ms: 100,
+            max_delay_ms: 5_000,
+            backoff_factor: 2.0,
+            jitter: true,
+            retryable: Vec::new(),
+            non_retryable: Vec::new(),
         }
     }
 }
@@ -146,7 +184,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WSC_RATE_LIMIT_PER_SEC", "session.rate_limit_per_sec"),
     ("WSC_RATE_LIMIT_BURST", "session.rate_limit_burst"),
     ("WSC_ACK_TIMEOUT_MS", "ack.ack_timeout_ms"),
-    ("WSC_MAX_RETRIES", "ack.max_retries"),
+    ("WSC_MAX_RETRIES", "retry.max_retries"),
+    ("WSC_BASE_DELAY_MS", "retry.base_delay_ms"),
+    ("WSC_MAX_DELAY_MS", "retry.max_delay_ms"),
+    ("WSC_BACKOFF_FACTOR", "retry.backoff_factor"),
 ];
 
 fn setter(name: &str) -> Option<Setter> {
@@ -204,7 +245,19 @@ fn setter(name: &str) -> Option<Setter> {
             Ok(())
         },
         "WSC_MAX_RETRIES" => |c, n, v| {
-            c.ack.max_retries = num(n, v)?;
+            c.retry.max_retries = num(n, v)?;
+            Ok(())
+        },
+        "WSC_BASE_DELAY_MS" => |c, n, v| {
+            c.retry.base_delay_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_MAX_DELAY_MS" => |c, n, v| {
+            c.retry.max_delay_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_BACKOFF_FACTOR" => |c, n, v| {
+            c.retry.backoff_factor = num(n, v)?;
             Ok(())
         },
         _ => return None,
@@ -287,6 +340,25 @@ impl Config {
             return Err(ConfigError::new(
                 "session.rate_limit_burst",
                 "must be greater than 0 when a rate limit is set",
+            ));
+        }
+        let r = &self.retry;
+        if !(r.backoff_factor.is_finite() && r.backoff_factor >= 1.0) {
+            return Err(ConfigError::new(
+                "retry.backoff_factor",
+                "must be a number of at least 1.0",
+            ));
+        }
+        if r.max_delay_ms < r.base_delay_ms {
+            return Err(ConfigError::new(
+                "retry.max_delay_ms",
+                format!("must be at least retry.base_delay_ms ({})", r.base_delay_ms),
+            ));
+        }
+        if let Some(k) = r.retryable.iter().find(|k| r.non_retryable.contains(k)) {
+            return Err(ConfigError::new(
+                "retry.retryable",
+                format!("`{k}` is also listed in retry.non_retryable"),
             ));
         }
         if self.hub.node_id.is_empty() {

@@ -110,3 +110,71 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A failure to deliver, as the failure classifier sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A session's outbound queue overflowed.
+    QueueFull,
+    /// The recipient user has no live session.
+    UserOffline,
+    /// The recipient session's connection failed or closed with the message in flight.
+    ConnectionError,
+    /// A socket write made no progress within the write timeout.
+    WriteTimeout,
+    /// The recipient did not acknowledge within the ACK timeout.
+    AckTimeout,
+    /// The message is invalid (bad target, unknown group).
+    Validation,
+    /// The sender may not send this.
+    Permission,
+    /// Every allowed attempt failed.
+    RetriesExhausted,
+    /// The message expired before it could be delivered.
+    Expired,
+    /// A server fault.
+    Internal,
+}
+
+impl FailureKind {
+    /// The snake_case name (as in config files and records).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::QueueFull => "queue_full",
+            FailureKind::UserOffline => "user_offline",
+            FailureKind::ConnectionError => "connection_error",
+            FailureKind::WriteTimeout => "write_timeout",
+            FailureKind::AckTimeout => "ack_timeout",
+            FailureKind::Validation => "validation",
+            FailureKind::Permission => "permission",
+            FailureKind::RetriesExhausted => "retries_exhausted",
+            FailureKind::Expired => "expired",
+            FailureKind::Internal => "internal",
+        }
+    }
+
+    /// Whether a failure of this kind is worth another attempt by default. An exhaustive
+    /// match: a new kind does not compile until someone decides.
+    pub fn retryable_by_default(self) -> bool {
+        match self {
+            FailureKind::QueueFull
+            | FailureKind::ConnectionError
+            | FailureKind::WriteTimeout
+            | FailureKind::AckTimeout => true,
+            FailureKind::UserOffline
+            | FailureKind::Validation
+            | FailureKind::Permission
+            | FailureKind::RetriesExhausted
+            | FailureKind::Expired
+            | FailureKind::Internal => false,
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

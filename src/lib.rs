@@ -39,14 +39,15 @@ pub mod hub;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod supervision;
 
 /// The names most applications need.
 pub mod prelude {
     pub use crate::auth::{Authenticator, ConnectRequest, Identity, Welcome, WelcomeProvider};
     pub use crate::config::Config;
     pub use crate::handlers::{
-        DeliveryFailed, DisconnectReason, FailureCause, MessageReceived, SessionConnected,
-        SessionDisconnected,
+        ConnectionError, DeliveryTimedOut, DisconnectReason, MessageReceived, QueueFull,
+        SendFailed, SessionConnected, SessionDisconnected, UserOffline,
     };
     pub use crate::hub::{
         Dispatch, DispatchLater, GetOnlineUsers, GetStats, Hub, JoinGroup, KickUser, LeaveGroup,

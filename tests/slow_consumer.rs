@@ -1,9 +1,11 @@
-//! A reader that stops reading overflows its byte-bounded queue: the hub hears about it,
+//! A reader that stops reading overflows its byte-bounded queue: the queue-full handlers hear
+//! about it,
 //! the session closes with 4000, everyone else keeps being served.
 
 mod common;
 
-use actix_wsc::handlers::{DeliveryFailed, DisconnectReason, FailureCause, SessionDisconnected};
+use actix_wsc::error::FailureKind;
+use actix_wsc::handlers::{DisconnectReason, QueueFull, SendFailed, SessionDisconnected};
 use actix_wsc::hub::{Dispatch, Subscribe};
 use actix_wsc::protocol::{CloseCode, Envelope};
 use common::*;
@@ -15,7 +17,9 @@ async fn slow_reader_overflows_and_is_closed_with_4000() {
     config.session.queue_bytes = 64 * 1024;
     config.session.write_timeout_ms = 60_000;
     let server = start(config).await;
-    let (failed_tx, mut failed) = collector::<DeliveryFailed>();
+    let (full_tx, mut full) = collector::<QueueFull>();
+    let (failed_tx, mut failed) = collector::<SendFailed>();
+    server.hub.send(Subscribe(full_tx)).await.expect("hub");
     let (gone_tx, mut gone) = collector::<SessionDisconnected>();
     server.hub.send(Subscribe(failed_tx)).await.expect("hub");
     server.hub.send(Subscribe(gone_tx)).await.expect("hub");
@@ -41,8 +45,12 @@ async fn slow_reader_overflows_and_is_closed_with_4000() {
         }
     }
     assert!(overflowed, "the queue never overflowed");
-    let ev = wait_for(&mut failed, |e| e.cause == FailureCause::QueueFull).await;
-    assert_eq!(ev.user_id.as_ref().map(|u| u.as_str()), Some("slow"));
+    let ev = wait_for(&mut full, |_| true).await;
+    assert_eq!(ev.recipient, "slow");
+    assert_eq!(ev.queue, "session_outbound");
+    // Every specialised failure also reaches the general send-failure handlers.
+    let ev = wait_for(&mut failed, |e| e.reason == FailureKind::QueueFull).await;
+    assert_eq!(ev.recipient, "slow");
     let ev = wait_for(&mut gone, |e| e.user_id.as_str() == "slow").await;
     assert!(matches!(
         ev.reason,

@@ -21,11 +21,17 @@
 //! # }
 //! ```
 
+mod failures;
+
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::hub::SessionInfo;
+pub use failures::{
+    ConnectionError, DeliveryTimedOut, QueueFull, SendFailed, TimeoutKind, UserOffline,
+};
+
 use crate::protocol::{ClientId, CloseCode, Envelope, UserId};
 
 /// A session registered with the hub.
@@ -71,33 +77,4 @@ pub struct MessageReceived {
     pub client_id: ClientId,
     /// The message as the hub routes it.
     pub envelope: Arc<Envelope>,
-}
-
-/// Why a message did not reach a recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureCause {
-    /// The user has no live session.
-    UserOffline,
-    /// The target group does not exist.
-    UnknownGroup,
-    /// The session's outbound queue overflowed (it is closed with 4000).
-    QueueFull,
-    /// The session closed before the frame was written.
-    SessionClosed,
-}
-
-/// A message that could not be delivered to one recipient. Never dropped silently: the hub
-/// logs it and sends this to every subscriber.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct DeliveryFailed {
-    /// The message.
-    pub envelope: Arc<Envelope>,
-    /// The recipient user.
-    pub user_id: Option<UserId>,
-    /// The recipient session, when one was involved.
-    pub client_id: Option<ClientId>,
-    /// Why.
-    pub cause: FailureCause,
 }

@@ -11,9 +11,10 @@ use super::stats::HubStats;
 use super::table::{SessionInfo, Target};
 use crate::config::Config;
 use crate::error::{ConnectError, GroupError};
-use crate::handlers::{DeliveryFailed, DisconnectReason};
+use crate::handlers::DisconnectReason;
 use crate::protocol::{ClientId, CloseCode, Envelope, GroupId, MessageId, OutboundFrame, UserId};
 use crate::session::{Inbox, Session};
+use crate::supervision::Reliability;
 
 /// Registers a new session (sent by the WebSocket upgrade handler).
 #[derive(Message)]
@@ -36,6 +37,8 @@ pub struct Connected {
     pub config: Arc<Config>,
     /// The session's outbound queue, holding the welcome frame.
     pub inbox: Arc<Inbox>,
+    /// The reliability layer.
+    pub reliability: Reliability,
 }
 
 /// A session ended (sent by the session as it stops).
@@ -75,7 +78,7 @@ pub struct LeaveGroup {
 }
 
 /// Routes a message now. The report says who got it; misses also reach the
-/// [`DeliveryFailed`] subscribers.
+/// failure handlers.
 #[derive(Message)]
 #[rtype(result = "RouteReport")]
 pub struct Dispatch {
@@ -135,7 +138,7 @@ impl Dispatch {
 }
 
 /// Routes a message after a delay; answers with its id at once. Misses at send time reach
-/// the [`DeliveryFailed`] subscribers.
+/// the failure handlers.
 #[derive(Message)]
 #[rtype(result = "MessageId")]
 pub struct DispatchLater {
@@ -235,14 +238,6 @@ where
     E::Result: Send,
 {
     type Result = ();
-}
-
-/// Reports misses found outside the hub (by a session routing a client's message).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct DeliveriesFailed {
-    /// One per missed recipient.
-    pub failures: Vec<DeliveryFailed>,
 }
 
 /// Closes every session with 1001 after flushing what is queued, and refuses new ones.

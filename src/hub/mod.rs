@@ -6,6 +6,7 @@
 //! client-to-client traffic; it handles connects, disconnects, groups and API sends.
 
 mod messages;
+mod reliable;
 mod router;
 mod stats;
 mod table;
@@ -17,6 +18,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use messages::*;
+pub use reliable::*;
 pub use router::{RouteReport, Router, SessionFailure, SessionHandle};
 pub use stats::HubStats;
 pub use table::{RoutingTable, Selection, SessionEntry, SessionInfo, SessionPredicate, Target};
@@ -26,12 +28,17 @@ pub(crate) use stats::Counters;
 
 use crate::auth::{DefaultWelcome, WelcomeProvider};
 use crate::config::Config;
+use crate::error::FailureKind;
 use crate::handlers::{
-    DeliveryFailed, FailureCause, MessageReceived, SessionConnected, SessionDisconnected,
+    ConnectionError, DeliveryTimedOut, DisconnectReason, MessageReceived, QueueFull, SendFailed,
+    SessionConnected, SessionDisconnected, UserOffline,
 };
 use crate::protocol::control::{self, WelcomeInfo};
 use crate::protocol::{CloseCode, Envelope};
 use crate::session::{CloseSession, Inbox, Outgoing};
+use crate::supervision::{
+    failure, DeliveriesFailed, DeliveryFailed, Records, Reliability, SessionLost,
+};
 
 /// The hub actor. Start it with [`Hub::new`] and `Actor::start`, then mount
 /// [`crate::server::routes`] in an actix-web `App`.
@@ -42,14 +49,19 @@ pub struct Hub {
     shutting_down: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     welcome: Arc<dyn WelcomeProvider>,
+    rel: Reliability,
 }
 
 impl Hub {
     /// A hub with this configuration.
     pub fn new(config: Config) -> Self {
+        let config = Arc::new(config);
+        let router = Router::default();
+        let rel = Reliability::new(router.clone(), Records::default(), config.clone());
         Hub {
-            config: Arc::new(config),
-            router: Router::default(),
+            rel,
+            config,
+            router,
             next_conn: 0,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
@@ -73,7 +85,7 @@ impl Hub {
             heartbeat_interval_ms: c.session.heartbeat_interval_ms,
             client_timeout_ms: c.session.client_timeout_ms,
             ack_timeout_ms: c.ack.ack_timeout_ms,
-            max_retries: c.ack.max_retries,
+            max_retries: c.retry.max_retries,
         };
         control::welcome(&welcome, &w.content, w.data.as_ref())
     }
@@ -83,21 +95,13 @@ impl Hub {
         self.router.clone()
     }
 
+    /// The reliability layer (records and supervision actors).
+    pub fn reliability(&self) -> Reliability {
+        self.rel.clone()
+    }
+
     fn report_failures(&self, failures: Vec<DeliveryFailed>) {
-        if failures.is_empty() {
-            return;
-        }
-        let mut subs = self.router.subscribers();
-        for f in failures {
-            log::debug!(
-                "delivery failed id={} user_id={:?} client_id={:?} cause={:?}",
-                f.envelope.id,
-                f.user_id.as_ref().map(|u| u.as_str()),
-                f.client_id.as_ref().map(|c| c.as_str()),
-                f.cause
-            );
-            publish(&mut subs.delivery_failed, &f);
-        }
+        self.rel.report(failures);
     }
 
     fn dispatch(
@@ -123,7 +127,7 @@ impl Hub {
         flush: bool,
     ) {
         if let Some(dropped) = handle.inbox.close(code, reason, flush) {
-            self.report_failures(undelivered(dropped, entry, FailureCause::SessionClosed));
+            self.report_failures(undelivered(dropped, entry));
         }
         handle.addr.do_send(CloseSession {
             code,
@@ -156,15 +160,17 @@ impl Hub {
 fn undelivered(
     frames: Vec<crate::protocol::OutboundFrame>,
     info: &SessionInfo,
-    cause: FailureCause,
 ) -> Vec<DeliveryFailed> {
     frames
         .into_iter()
-        .map(|f| DeliveryFailed {
-            envelope: f.envelope().clone(),
-            user_id: Some(info.user_id.clone()),
-            client_id: Some(info.client_id.clone()),
-            cause: cause.clone(),
+        .map(|f| {
+            failure(
+                FailureKind::ConnectionError,
+                f.envelope(),
+                Some(info.user_id.clone()),
+                Some(info.client_id.clone()),
+                "session closed before the frame was written",
+            )
         })
         .collect()
 }
@@ -172,7 +178,17 @@ fn undelivered(
 impl Actor for Hub {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.rel.start_actors();
+        let retention = self.config.hub.records_retention_ms;
+        let every = Duration::from_millis((retention / 10).clamp(1_000, 60_000));
+        ctx.run_interval(every, move |hub, _| {
+            let cutoff = crate::supervision::now_ms().saturating_sub(retention);
+            let n = hub.rel.records().remove_final_before(cutoff);
+            if n > 0 {
+                log::debug!("removed {n} message records older than the retention");
+            }
+        });
         log::info!("hub started node_id={}", self.config.hub.node_id);
     }
 }
@@ -225,6 +241,7 @@ impl Handler<Connect> for Hub {
             router: self.router.clone(),
             config: self.config.clone(),
             inbox,
+            reliability: self.rel.clone(),
         })
     }
 }
@@ -240,21 +257,29 @@ impl Handler<Disconnect> for Hub {
             msg.user_id,
             msg.reason
         );
-        if let Some(entry) = &removed {
-            let failures = undelivered(msg.undelivered, &entry.info, FailureCause::SessionClosed);
-            self.report_failures(failures);
-        } else if !msg.undelivered.is_empty() {
-            let failures = msg
-                .undelivered
-                .into_iter()
-                .map(|f| DeliveryFailed {
-                    envelope: f.envelope().clone(),
-                    user_id: Some(msg.user_id.clone()),
-                    client_id: Some(msg.client_id.clone()),
-                    cause: FailureCause::SessionClosed,
-                })
-                .collect();
-            self.report_failures(failures);
+        let info = removed
+            .as_ref()
+            .map(|e| e.info.clone())
+            .unwrap_or_else(|| SessionInfo {
+                client_id: msg.client_id.clone(),
+                user_id: msg.user_id.clone(),
+                user_type: crate::protocol::UserType::Customer,
+                role: None,
+                conn: msg.conn,
+                connected_at: std::time::SystemTime::now(),
+                metadata: Default::default(),
+            });
+        self.report_failures(undelivered(msg.undelivered, &info));
+        if matches!(
+            msg.reason,
+            DisconnectReason::ConnectionLost | DisconnectReason::WriteTimeout
+        ) {
+            if let Some(ack) = self.rel.ack_tracker() {
+                ack.do_send(SessionLost {
+                    client_id: msg.client_id.clone(),
+                    user_id: msg.user_id.clone(),
+                });
+            }
         }
         publish(
             &mut self.router.subscribers().disconnected,
@@ -385,6 +410,19 @@ impl Handler<SetMetadata> for Hub {
     }
 }
 
+/// Asks for the reliability layer (records, supervision actors).
+#[derive(Message)]
+#[rtype(result = "Reliability")]
+pub struct GetReliability;
+
+impl Handler<GetReliability> for Hub {
+    type Result = MessageResult<GetReliability>;
+
+    fn handle(&mut self, _: GetReliability, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.rel.clone())
+    }
+}
+
 impl Handler<GetStats> for Hub {
     type Result = MessageResult<GetStats>;
 
@@ -451,7 +489,11 @@ macro_rules! subscribe_handler {
 subscribe_handler!(SessionConnected, connected);
 subscribe_handler!(SessionDisconnected, disconnected);
 subscribe_handler!(MessageReceived, message_received);
-subscribe_handler!(DeliveryFailed, delivery_failed);
+subscribe_handler!(SendFailed, send_failed);
+subscribe_handler!(QueueFull, queue_full);
+subscribe_handler!(UserOffline, user_offline);
+subscribe_handler!(ConnectionError, connection_error);
+subscribe_handler!(DeliveryTimedOut, timed_out);
 
 /// The longest a single close waits before it is forced (see [`Shutdown`]).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);

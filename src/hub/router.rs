@@ -9,10 +9,14 @@ use actix::prelude::*;
 
 use super::stats::Counters;
 use super::table::{RoutingTable, Target};
-use crate::handlers::SessionDisconnected;
-use crate::handlers::{DeliveryFailed, FailureCause, MessageReceived, SessionConnected};
+use crate::error::FailureKind;
+use crate::handlers::{
+    ConnectionError, DeliveryTimedOut, MessageReceived, QueueFull, SendFailed, SessionConnected,
+    SessionDisconnected, UserOffline,
+};
 use crate::protocol::{ClientId, Envelope, MessageId, OutboundFrame, Source, UserId};
 use crate::session::{Inbox, PushError, QueueOverflowed, Session};
+use crate::supervision::{failure, DeliveryFailed};
 
 /// What routing holds for each session: its inbox and its actor.
 #[derive(Debug, Clone)]
@@ -27,7 +31,11 @@ pub(crate) struct Subscribers {
     pub(crate) connected: Vec<Recipient<SessionConnected>>,
     pub(crate) disconnected: Vec<Recipient<SessionDisconnected>>,
     pub(crate) message_received: Vec<Recipient<MessageReceived>>,
-    pub(crate) delivery_failed: Vec<Recipient<DeliveryFailed>>,
+    pub(crate) send_failed: Vec<Recipient<SendFailed>>,
+    pub(crate) queue_full: Vec<Recipient<QueueFull>>,
+    pub(crate) user_offline: Vec<Recipient<UserOffline>>,
+    pub(crate) connection_error: Vec<Recipient<ConnectionError>>,
+    pub(crate) timed_out: Vec<Recipient<DeliveryTimedOut>>,
 }
 
 /// Sends an event to every live subscriber and forgets the ones that stopped.
@@ -56,7 +64,7 @@ pub struct SessionFailure {
     /// Its user.
     pub user_id: UserId,
     /// Why.
-    pub cause: FailureCause,
+    pub kind: FailureKind,
 }
 
 /// What routing one message did.
@@ -72,6 +80,9 @@ pub struct RouteReport {
     pub unknown_group: bool,
     /// Sessions that could not take the frame.
     pub failed: Vec<SessionFailure>,
+    /// `(user, session)` of every session that took the frame, when collected
+    /// ([`Router::route_collecting`]).
+    pub recipients: Vec<(UserId, ClientId)>,
 }
 
 impl RouteReport {
@@ -87,26 +98,37 @@ impl RouteReport {
         let mut out: Vec<DeliveryFailed> = self
             .offline_users
             .iter()
-            .map(|u| DeliveryFailed {
-                envelope: envelope.clone(),
-                user_id: Some(u.clone()),
-                client_id: None,
-                cause: FailureCause::UserOffline,
+            .map(|u| {
+                failure(
+                    FailureKind::UserOffline,
+                    envelope,
+                    Some(u.clone()),
+                    None,
+                    "recipient has no live session",
+                )
             })
             .collect();
         if self.unknown_group {
-            out.push(DeliveryFailed {
-                envelope: envelope.clone(),
-                user_id: None,
-                client_id: None,
-                cause: FailureCause::UnknownGroup,
-            });
+            out.push(failure(
+                FailureKind::Validation,
+                envelope,
+                None,
+                None,
+                "no such group",
+            ));
         }
-        out.extend(self.failed.iter().map(|f| DeliveryFailed {
-            envelope: envelope.clone(),
-            user_id: Some(f.user_id.clone()),
-            client_id: Some(f.client_id.clone()),
-            cause: f.cause.clone(),
+        out.extend(self.failed.iter().map(|f| {
+            let detail = match f.kind {
+                FailureKind::QueueFull => "session outbound queue overflowed",
+                _ => "session closed before the frame was queued",
+            };
+            failure(
+                f.kind,
+                envelope,
+                Some(f.user_id.clone()),
+                Some(f.client_id.clone()),
+                detail,
+            )
         }));
         out
     }
@@ -169,7 +191,18 @@ impl Router {
         exclude: Option<&ClientId>,
     ) -> RouteReport {
         let frame = OutboundFrame::new(envelope, Source::Live);
-        self.route_frame(target, &frame, exclude)
+        self.route_frame(target, &frame, exclude, false)
+    }
+
+    /// Like [`Router::route`], also listing every session that took the frame.
+    pub fn route_collecting(
+        &self,
+        target: &Target,
+        envelope: Arc<Envelope>,
+        exclude: Option<&ClientId>,
+    ) -> RouteReport {
+        let frame = OutboundFrame::new(envelope, Source::Live);
+        self.route_frame(target, &frame, exclude, true)
     }
 
     /// Routes an encoded frame.
@@ -178,24 +211,31 @@ impl Router {
         target: &Target,
         frame: &OutboundFrame,
         exclude: Option<&ClientId>,
+        collect: bool,
     ) -> RouteReport {
         let mut failed = Vec::new();
+        let mut recipients = Vec::new();
         let mut delivered = 0usize;
         let sel = self.read().select(target, exclude, |entry| {
             match entry.handle.inbox.push_app(frame.clone()) {
-                Ok(()) => delivered += 1,
+                Ok(()) => {
+                    delivered += 1;
+                    if collect {
+                        recipients.push((entry.info.user_id.clone(), entry.info.client_id.clone()));
+                    }
+                }
                 Err(e) => {
-                    let cause = match e {
+                    let kind = match e {
                         PushError::Full(_) => {
                             entry.handle.addr.do_send(QueueOverflowed);
-                            FailureCause::QueueFull
+                            FailureKind::QueueFull
                         }
-                        PushError::Closed(_) => FailureCause::SessionClosed,
+                        PushError::Closed(_) => FailureKind::ConnectionError,
                     };
                     failed.push(SessionFailure {
                         client_id: entry.info.client_id.clone(),
                         user_id: entry.info.user_id.clone(),
-                        cause,
+                        kind,
                     });
                 }
             }
@@ -213,6 +253,7 @@ impl Router {
             offline_users: sel.offline_users,
             unknown_group: sel.unknown_group,
             failed,
+            recipients,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::{error_response, ServerState};
-use crate::hub::{Dispatch, GetOnlineUsers, GetStats, Target};
+use crate::hub::{GetOnlineUsers, GetRecord, GetStats, SendTracked, Target};
 use crate::protocol::{Envelope, ErrorCode, MessageId, MessageType, Priority};
 
 /// An API failure: status, code and message, rendered as a JSON error body.
@@ -181,11 +181,12 @@ pub(crate) async fn send(
 ) -> Result<HttpResponse, ApiError> {
     authorized(&req, &state)?;
     let (target, envelope) = parse_send(&body)?;
-    let report = state
-        .hub
-        .send(Dispatch::new(target, envelope))
-        .await
-        .map_err(hub_down)?;
+    let send = SendTracked {
+        target,
+        envelope,
+        options: None,
+    };
+    let report = state.hub.send(send).await.map_err(hub_down)?;
     if report.accepted() {
         return Ok(HttpResponse::Ok().json(json!({
             "id": report.id, "status": "accepted", "delivered": report.delivered,
@@ -206,6 +207,29 @@ pub(crate) async fn send(
         "id": report.id, "status": "failed", "delivered": 0,
         "error": {"code": code, "message": message},
     })))
+}
+
+/// `GET /api/messages/{id}`: the message record, 404 for an unknown id.
+pub(crate) async fn message(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, ApiError> {
+    authorized(&req, &state)?;
+    let id = MessageId::from(id.into_inner());
+    match state
+        .hub
+        .send(GetRecord { id: id.clone() })
+        .await
+        .map_err(hub_down)?
+    {
+        Some(record) => Ok(HttpResponse::Ok().json(record)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no record for message {id}"),
+        )),
+    }
 }
 
 /// `GET /api/online`.

@@ -121,6 +121,7 @@ pub(crate) async fn upgrade(
         connected.inbox,
         state.hub.clone(),
         connected.router,
+        connected.reliability,
         connected.config,
         ws,
         stream,

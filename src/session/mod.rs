@@ -20,13 +20,12 @@ pub use rate::TokenBucket;
 use crate::config::Config;
 use crate::error::{FrameError, GroupError};
 use crate::handlers::{DisconnectReason, MessageReceived};
-use crate::hub::{
-    DeliveriesFailed, Disconnect, Hub, JoinGroup, LeaveGroup, Router, SessionInfo, Target,
-};
+use crate::hub::{Disconnect, Hub, JoinGroup, LeaveGroup, Router, SessionInfo, Target};
 use crate::protocol::control;
 use crate::protocol::{
     parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId, OutboundFrame,
 };
+use crate::supervision::{AckReceived, Reliability};
 
 /// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
 #[derive(Debug, Clone, Message)]
@@ -60,6 +59,7 @@ pub struct Session {
     inbox: Arc<Inbox>,
     hub: Addr<Hub>,
     router: Router,
+    rel: Reliability,
     config: Arc<Config>,
     io: Option<(actix_ws::Session, actix_ws::MessageStream)>,
     last_seen: Instant,
@@ -76,6 +76,7 @@ impl Session {
         inbox: Arc<Inbox>,
         hub: Addr<Hub>,
         router: Router,
+        rel: Reliability,
         config: Arc<Config>,
         ws: actix_ws::Session,
         stream: actix_ws::MessageStream,
@@ -88,6 +89,7 @@ impl Session {
             inbox,
             hub,
             router,
+            rel,
             io: Some((ws, stream)),
             last_seen: now,
             fragments: None,
@@ -107,6 +109,17 @@ impl Session {
             self.undelivered.extend(dropped);
         }
         ctx.stop();
+    }
+
+    /// The reason to report when the session ends by itself: the server's close if one was
+    /// started (by the hub, an overflow, or this actor), otherwise `fallback`.
+    fn end_reason(&self, fallback: DisconnectReason) -> DisconnectReason {
+        match self.inbox.closing() {
+            Some((code, reason)) if code != CloseCode::Normal => {
+                DisconnectReason::ServerClosed(code, reason)
+            }
+            _ => fallback,
+        }
     }
 
     fn send_control(&mut self, frame: ByteString, ctx: &mut Context<Self>) {
@@ -189,12 +202,14 @@ impl Session {
                 };
                 self.group_op(msg, id, ctx);
             }
-            Inbound::Ack { id } => {
-                log::debug!(
-                    "ack id={id} client_id={} (no delivery tracked)",
-                    self.info.client_id
-                );
-            }
+            Inbound::Ack { id } => match self.rel.ack_tracker() {
+                Some(tracker) => tracker.do_send(AckReceived {
+                    id,
+                    user_id: self.info.user_id.clone(),
+                    client_id: self.info.client_id.clone(),
+                }),
+                None => log::error!("ack id={id} dropped: the ack tracker is not running"),
+            },
             Inbound::Message(m) => {
                 let envelope = Envelope::from_client(m, self.info.user_id.clone());
                 self.on_message(envelope, ctx);
@@ -245,11 +260,15 @@ impl Session {
             (None, Some(g)) => (Target::Group(g.clone()), Some(&self.info.client_id)),
             (None, None) => return,
         };
-        let report = self.router.route(&target, envelope.clone(), exclude);
-        let failures = report.failures(&envelope);
-        if !failures.is_empty() {
-            self.hub.do_send(DeliveriesFailed { failures });
-        }
+        let report = if envelope.require_ack {
+            let options = self.rel.default_options(true);
+            self.rel
+                .send_tracked(target, Envelope::clone(&envelope), options, exclude)
+        } else {
+            let report = self.router.route(&target, envelope.clone(), exclude);
+            self.rel.report(report.failures(&envelope));
+            report
+        };
         let accepted = report.accepted();
         if envelope.require_ack {
             let receipt = if accepted {
@@ -407,7 +426,9 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
             Err(ProtocolError::Overflow) => return self.too_large(ctx),
             Err(ProtocolError::Io(e)) => {
                 log::info!("connection lost client_id={}: {e}", self.info.client_id);
-                self.reason = Some(DisconnectReason::ConnectionLost);
+                if self.reason.is_none() {
+                    self.reason = Some(self.end_reason(DisconnectReason::ConnectionLost));
+                }
                 return ctx.stop();
             }
             Err(e) => {
@@ -452,7 +473,9 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
                     "client closed client_id={} code={code:?}",
                     self.info.client_id
                 );
-                self.reason = Some(DisconnectReason::ClientClosed(code));
+                if self.reason.is_none() {
+                    self.reason = Some(self.end_reason(DisconnectReason::ClientClosed(code)));
+                }
                 self.close(CloseCode::Normal, "", false, ctx);
             }
         }
@@ -460,7 +483,7 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
         if self.reason.is_none() {
-            self.reason = Some(DisconnectReason::ConnectionLost);
+            self.reason = Some(self.end_reason(DisconnectReason::ConnectionLost));
         }
         ctx.stop();
     }
@@ -489,7 +512,7 @@ impl Handler<WriterStopped> for Session {
         if self.reason.is_none() {
             self.reason = Some(match msg.0 {
                 writer::WriterExit::WriteTimeout => DisconnectReason::WriteTimeout,
-                _ => DisconnectReason::ConnectionLost,
+                _ => self.end_reason(DisconnectReason::ConnectionLost),
             });
         }
         ctx.stop();

@@ -241,6 +241,14 @@ impl Inbox {
         Some(dropped)
     }
 
+    /// The close the inbox is performing, if one started (code and reason).
+    pub fn closing(&self) -> Option<(CloseCode, String)> {
+        self.lock()
+            .closing
+            .as_ref()
+            .map(|c| (c.code, c.reason.clone()))
+    }
+
     /// Whether the inbox stopped accepting pushes.
     pub fn is_closing(&self) -> bool {
         self.lock().closing.is_some()

@@ -8,9 +8,10 @@ use actix::prelude::*;
 use actix_ws::CloseReason;
 
 use super::queue::{Closing, Inbox, Outgoing};
-use crate::handlers::{DeliveryFailed, FailureCause};
-use crate::hub::{DeliveriesFailed, Hub};
+use crate::error::FailureKind;
+use crate::hub::Hub;
 use crate::protocol::{ClientId, CloseCode, OutboundFrame, UserId};
+use crate::supervision::{failure, DeliveriesFailed};
 
 /// Bytes taken from the queue per batch: large enough to fill a socket write, small enough
 /// that a later high-priority frame does not wait behind much.
@@ -38,17 +39,25 @@ pub(crate) struct WriterCtx {
 }
 
 impl WriterCtx {
-    fn report(&self, frames: Vec<OutboundFrame>, cause: FailureCause) {
+    fn report(&self, frames: Vec<OutboundFrame>, kind: FailureKind) {
         if frames.is_empty() {
             return;
         }
+        let detail = match kind {
+            FailureKind::QueueFull => "dropped from an overflowed outbound queue",
+            FailureKind::WriteTimeout => "socket write made no progress",
+            _ => "session closed before the frame was written",
+        };
         let failures = frames
             .into_iter()
-            .map(|f| DeliveryFailed {
-                envelope: f.envelope().clone(),
-                user_id: Some(self.user_id.clone()),
-                client_id: Some(self.client_id.clone()),
-                cause: cause.clone(),
+            .map(|f| {
+                failure(
+                    kind,
+                    f.envelope(),
+                    Some(self.user_id.clone()),
+                    Some(self.client_id.clone()),
+                    detail,
+                )
             })
             .collect();
         self.hub.do_send(DeliveriesFailed { failures });
@@ -93,9 +102,9 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
                     let dropped = st.queue.drain_app();
                     drop(st);
                     let cause = if c.code == CloseCode::SlowConsumer {
-                        FailureCause::QueueFull
+                        FailureKind::QueueFull
                     } else {
-                        FailureCause::SessionClosed
+                        FailureKind::ConnectionError
                     };
                     w.report(dropped, cause);
                 }
@@ -122,7 +131,12 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
                 Err(_) => WriterExit::WriteTimeout,
             };
             let rest = unwritten(items);
-            w.report(rest, FailureCause::SessionClosed);
+            let kind = if exit == WriterExit::WriteTimeout {
+                FailureKind::WriteTimeout
+            } else {
+                FailureKind::ConnectionError
+            };
+            w.report(rest, kind);
             let queued = {
                 let mut st = w.inbox.lock();
                 if st.closing.is_none() {
@@ -134,7 +148,7 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
                 }
                 st.queue.drain_app()
             };
-            w.report(queued, FailureCause::SessionClosed);
+            w.report(queued, FailureKind::ConnectionError);
             return exit;
         }
     }
