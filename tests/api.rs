@@ -134,3 +134,58 @@ async fn api_key_guards_the_api() {
     // /health stays open for probes.
     assert_eq!(get(&server.http_url("/health"), None).await.0, 200);
 }
+
+#[actix_web::test]
+async fn message_records_show_what_happened() {
+    let server = start(fast_config()).await;
+    let (mut alice, _) = connect(&server, "user_id=alice").await;
+    let (status, body) = post(
+        &server.http_url("/api/send"),
+        None,
+        r#"{"id":"rec-1","to":"alice","content":"track me","require_ack":true}"#,
+    )
+    .await;
+    assert_eq!((status, body["id"].clone()), (200, json!("rec-1")));
+    let rel = server
+        .hub
+        .send(actix_wsc::hub::GetReliability)
+        .await
+        .expect("hub");
+    let done = rel.records().wait_final(&"rec-1".into());
+    let m = alice.next_json().await;
+    assert_eq!(m["require_ack"], true);
+    alice.send_json(&json!({"type":"ack","id":"rec-1"})).await;
+    tokio::time::timeout(WAIT, done)
+        .await
+        .expect("acked in time")
+        .expect("record");
+    let (status, record) = get(&server.http_url("/api/messages/rec-1"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(record["status"], "acked");
+    assert_eq!(record["attempts"][0]["number"], 1);
+    assert_eq!(record["attempts"][0]["success"], true);
+    assert!(record["attempts"][0]["started_at"].is_string());
+
+    let (status, body) = post(
+        &server.http_url("/api/send"),
+        None,
+        r#"{"id":"rec-2","to":"ghost"}"#,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["id"], "rec-2");
+    // The classifier settles the record asynchronously; wait for its outcome.
+    let settled = rel.records().wait_final(&"rec-2".into());
+    tokio::time::timeout(WAIT, settled)
+        .await
+        .expect("settled")
+        .expect("record");
+    let (status, record) = get(&server.http_url("/api/messages/rec-2"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(record["status"], "user_offline");
+    assert_eq!(record["failure_reason"], "user_offline");
+
+    let (status, body) = get(&server.http_url("/api/messages/nope"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}

@@ -80,8 +80,13 @@ async fn application_pings_keep_the_session_alive() {
     let (mut c, _) = connect(&server, "user_id=pinger").await;
     c.auto_pong = false;
     let started = Instant::now();
-    // Twice client_timeout_ms of JSON pings only; WebSocket pings go unanswered.
+    // Twice client_timeout_ms of JSON pings only (one per server heartbeat); the server's
+    // WebSocket pings go unanswered.
     while started.elapsed() < Duration::from_millis(800) {
+        match c.next_within(WAIT).await {
+            Some(Got::Ping) => {}
+            x => panic!("expected a server ping, got {x:?}"),
+        }
         c.send_text(r#"{"type":"ping"}"#).await;
         loop {
             match c.next_within(WAIT).await {

@@ -112,20 +112,7 @@ pub(crate) async fn upgrade(
             ));
         }
     };
-    let info = SessionInfo {
-        conn: connected.conn,
-        ..info
-    };
-    let session = Session::new(
-        info,
-        connected.inbox,
-        state.hub.clone(),
-        connected.router,
-        connected.reliability,
-        connected.config,
-        ws,
-        stream,
-    );
+    let session = Session::new(info, connected, state.hub.clone(), ws, stream);
     ctx.run(session);
     Ok(response)
 }

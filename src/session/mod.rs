@@ -20,7 +20,7 @@ pub use rate::TokenBucket;
 use crate::config::Config;
 use crate::error::{FrameError, GroupError};
 use crate::handlers::{DisconnectReason, MessageReceived};
-use crate::hub::{Disconnect, Hub, JoinGroup, LeaveGroup, Router, SessionInfo, Target};
+use crate::hub::{Connected, Disconnect, Hub, JoinGroup, LeaveGroup, Router, SessionInfo, Target};
 use crate::protocol::control;
 use crate::protocol::{
     parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId, OutboundFrame,
@@ -70,26 +70,26 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for an upgraded connection the hub accepted.
+    /// A session for an upgraded connection the hub accepted (`info.conn` is taken from
+    /// `connected`).
     pub fn new(
-        info: SessionInfo,
-        inbox: Arc<Inbox>,
+        mut info: SessionInfo,
+        connected: Connected,
         hub: Addr<Hub>,
-        router: Router,
-        rel: Reliability,
-        config: Arc<Config>,
         ws: actix_ws::Session,
         stream: actix_ws::MessageStream,
     ) -> Self {
         let now = Instant::now();
+        let config = connected.config;
         let s = &config.session;
+        info.conn = connected.conn;
         Session {
             bucket: TokenBucket::new(s.rate_limit_per_sec, s.rate_limit_burst, now),
             info,
-            inbox,
+            inbox: connected.inbox,
             hub,
-            router,
-            rel,
+            router: connected.router,
+            rel: connected.reliability,
             io: Some((ws, stream)),
             last_seen: now,
             fragments: None,
