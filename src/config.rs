@@ -23,6 +23,52 @@ pub struct Config {
     pub ack: AckConfig,
     /// Retry and failure classification settings.
     pub retry: RetryConfig,
+    /// Offline store and record persistence.
+    pub store: StoreConfig,
+}
+
+/// Which store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// In memory: lost on restart.
+    Memory,
+    /// SQLite in `server.data_dir`: survives restarts and crashes.
+    Sqlite,
+}
+
+/// Offline store-and-forward and record persistence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The backend. Defaults to `sqlite` in `wsc-server`, and to `memory` for
+    /// `Hub::new` in an embedding application (`Hub::from_config` honours this field).
+    pub backend: Option<StoreBackend>,
+    /// Store plain (non-ACK) messages for offline users too; ACK-requested ones always are.
+    /// Defaults to true.
+    pub store_plain: bool,
+    /// Messages kept per offline user; over it the oldest are dropped and the queue-full
+    /// handlers hear about it. Defaults to 1000.
+    pub per_user_cap: usize,
+    /// How long an offline message is kept. Defaults to 604800000 (7 days).
+    pub ttl_ms: u64,
+    /// Group-commit window: writes arriving within it share one transaction. Defaults to 2.
+    pub batch_window_ms: u64,
+    /// A batch is committed at once when it holds this many writes. Defaults to 1000.
+    pub max_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: None,
+            store_plain: true,
+            per_user_cap: 1000,
+            ttl_ms: 7 * 24 * 3600 * 1000,
+            batch_window_ms: 2,
+            max_batch: 1000,
+        }
+    }
 }
 
 /// HTTP server settings.
@@ -188,6 +234,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WSC_BASE_DELAY_MS", "retry.base_delay_ms"),
     ("WSC_MAX_DELAY_MS", "retry.max_delay_ms"),
     ("WSC_BACKOFF_FACTOR", "retry.backoff_factor"),
+    ("WSC_STORE", "store.backend"),
+    ("WSC_STORE_PLAIN", "store.store_plain"),
+    ("WSC_OFFLINE_CAP", "store.per_user_cap"),
+    ("WSC_OFFLINE_TTL_MS", "store.ttl_ms"),
 ];
 
 fn setter(name: &str) -> Option<Setter> {
@@ -258,6 +308,35 @@ fn setter(name: &str) -> Option<Setter> {
         },
         "WSC_BACKOFF_FACTOR" => |c, n, v| {
             c.retry.backoff_factor = num(n, v)?;
+            Ok(())
+        },
+        "WSC_STORE" => |c, n, v| {
+            c.store.backend = Some(match v.trim() {
+                "memory" => StoreBackend::Memory,
+                "sqlite" => StoreBackend::Sqlite,
+                other => {
+                    return Err(ConfigError::new(
+                        n,
+                        format!("`{other}` is not a store backend (memory, sqlite)"),
+                    ))
+                }
+            });
+            Ok(())
+        },
+        "WSC_STORE_PLAIN" => |c, n, v| {
+            c.store.store_plain = match v.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                other => return Err(ConfigError::new(n, format!("`{other}` is not a boolean"))),
+            };
+            Ok(())
+        },
+        "WSC_OFFLINE_CAP" => |c, n, v| {
+            c.store.per_user_cap = num(n, v)?;
+            Ok(())
+        },
+        "WSC_OFFLINE_TTL_MS" => |c, n, v| {
+            c.store.ttl_ms = num(n, v)?;
             Ok(())
         },
         _ => return None,
@@ -359,6 +438,12 @@ impl Config {
             return Err(ConfigError::new(
                 "retry.retryable",
                 format!("`{k}` is also listed in retry.non_retryable"),
+            ));
+        }
+        if self.store.per_user_cap == 0 {
+            return Err(ConfigError::new(
+                "store.per_user_cap",
+                "must be greater than 0",
             ));
         }
         if self.hub.node_id.is_empty() {

@@ -39,6 +39,7 @@ pub mod hub;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod supervision;
 
 /// The names most applications need.

@@ -51,10 +51,15 @@ async fn send_routes_and_reports() {
     assert_eq!(m["require_ack"], true);
 
     let (status, body) = post(&url, None, r#"{"to":"nobody","content":"x"}"#).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "stored_offline");
+    assert_eq!(body["stored_offline"], json!(["nobody"]));
+    assert!(body["id"].as_str().is_some());
+
+    let (status, body) = post(&url, None, r#"{"group":"no-such-group","content":"x"}"#).await;
     assert_eq!(status, 404);
     assert_eq!(body["status"], "failed");
-    assert_eq!(body["error"]["code"], "user_offline");
-    assert!(body["id"].as_str().is_some());
+    assert_eq!(body["error"]["code"], "unknown_group");
 
     let (status, body) = post(
         &url,
@@ -130,7 +135,7 @@ async fn api_key_guards_the_api() {
     );
     let url = server.http_url("/api/send");
     assert_eq!(post(&url, None, r#"{"to":"a"}"#).await.0, 401);
-    assert_eq!(post(&url, Some("s3cret"), r#"{"to":"a"}"#).await.0, 404);
+    assert_eq!(post(&url, Some("s3cret"), r#"{"to":"a"}"#).await.0, 202);
     // /health stays open for probes.
     assert_eq!(get(&server.http_url("/health"), None).await.0, 200);
 }
@@ -172,7 +177,7 @@ async fn message_records_show_what_happened() {
         r#"{"id":"rec-2","to":"ghost"}"#,
     )
     .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 202);
     assert_eq!(body["id"], "rec-2");
     // The classifier settles the record asynchronously; wait for its outcome.
     let settled = rel.records().wait_final(&"rec-2".into());
@@ -184,6 +189,7 @@ async fn message_records_show_what_happened() {
     assert_eq!(status, 200);
     assert_eq!(record["status"], "user_offline");
     assert_eq!(record["failure_reason"], "user_offline");
+    assert_eq!(record["stored_offline"], true);
 
     let (status, body) = get(&server.http_url("/api/messages/nope"), None).await;
     assert_eq!(status, 404);

@@ -64,12 +64,26 @@ async fn receipts_accept_or_fail() {
     assert_eq!(m["id"], "m1");
     assert_eq!(m["require_ack"], true);
 
+    // An offline recipient: accepted once stored, delivered when the user connects.
     bob.send_json(&json!({"id":"m2","type":"text","to":"nobody","content":"x","require_ack":true}))
         .await;
     let r = bob.next_json().await;
+    assert_eq!(r, json!({"type":"ack","id":"m2","status":"accepted"}));
+    let (mut nobody, _) = connect(&server, "user_id=nobody").await;
+    let m = next_app(&mut nobody).await;
+    assert_eq!(m["id"], "m2");
+    assert_eq!(m["source"], "offline");
+    assert_eq!(m["from"], "bob");
+
+    // A group that does not exist fails the receipt.
+    bob.send_json(
+        &json!({"id":"m3","type":"text","group":"nope","content":"x","require_ack":true}),
+    )
+    .await;
+    let r = bob.next_json().await;
     assert_eq!(r["status"], "failed");
-    assert_eq!(r["id"], "m2");
-    assert_eq!(r["error"]["code"], "user_offline");
+    assert_eq!(r["id"], "m3");
+    assert_eq!(r["error"]["code"], "unknown_group");
 }
 
 #[actix_web::test]

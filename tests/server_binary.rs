@@ -3,99 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 
 use common::*;
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsc-server");
-
-struct Running {
-    child: Child,
-    addr: String,
-}
-
-fn spawn_server(args: &[&str], envs: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .envs(envs.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wsc-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (line_tx, line_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = line_tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = line_rx
-            .recv_timeout(WAIT)
-            .expect("a `listening on` line within the wait");
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    Running { child, addr }
-}
-
-/// Waits (bounded) for the server to exit; kills it if it does not.
-fn wait_exit(mut r: Running) -> std::process::ExitStatus {
-    let (tx, rx) = mpsc::channel();
-    let pid = r.child.id();
-    std::thread::spawn(move || {
-        let _ = tx.send(r.child.wait());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(status) => status.expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("the server did not exit within {WAIT:?}");
-        }
-    }
-}
-
-/// Runs the binary to completion, bounded: a server that starts instead of failing is killed.
-fn run_bounded(cmd: &mut Command) -> std::process::Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(out) => out.expect("output"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("wsc-server kept running; expected it to exit");
-        }
-    }
-}
-
-fn terminate(r: &Running) {
-    let status = Command::new("kill")
-        .args(["-TERM", &r.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
 #[actix_web::test]
 async fn sigterm_closes_sessions_with_1001_and_exits_cleanly() {
-    let r = spawn_server(&["--bind", "127.0.0.1:0"], &[]);
+    let r = spawn_server(&["--bind", "127.0.0.1:0"], &[("WSC_STORE", "memory")]);
     let url = |q: &str| format!("ws://{}/ws?{q}", r.addr);
     let mut a = try_connect(&url("user_id=a")).await.expect("connect a");
     let mut b = try_connect(&url("user_id=b")).await.expect("connect b");
@@ -173,7 +88,10 @@ async fn config_file_and_env_reach_the_welcome() {
     let mut cmd_args = vec!["--bind", "127.0.0.1:0", "--config"];
     let path = file.to_string_lossy().into_owned();
     cmd_args.push(&path);
-    let r = spawn_server(&cmd_args, &[("WSC_CLIENT_TIMEOUT_MS", "9000")]);
+    let r = spawn_server(
+        &cmd_args,
+        &[("WSC_CLIENT_TIMEOUT_MS", "9000"), ("WSC_STORE", "memory")],
+    );
     let mut c = try_connect(&format!("ws://{}/ws?user_id=x", r.addr))
         .await
         .expect("connect");

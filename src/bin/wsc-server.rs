@@ -8,7 +8,7 @@ use actix::Actor;
 use actix_web::{App, HttpServer};
 use clap::Parser;
 
-use actix_wsc::config::Config;
+use actix_wsc::config::{Config, StoreBackend};
 use actix_wsc::hub::{Hub, Shutdown};
 use actix_wsc::server::WscServer;
 
@@ -47,6 +47,8 @@ fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError> {
     if let Some(key) = &args.api_key {
         config.server.api_key = Some(key.clone()).filter(|k| !k.is_empty());
     }
+    // The server keeps its state on disk unless told otherwise.
+    config.store.backend.get_or_insert(StoreBackend::Sqlite);
     config.validate()?;
     Ok(config)
 }
@@ -74,11 +76,11 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-async fn serve(config: Config, workers: Option<usize>) -> std::io::Result<()> {
+async fn serve(config: Config, hub: Hub, workers: Option<usize>) -> std::io::Result<()> {
     let shutdown_timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
     let bind = config.server.bind.clone();
     let api_key = config.server.api_key.clone();
-    let hub = Hub::new(config).start();
+    let hub = hub.start();
     let wsc = WscServer::new(hub.clone()).api_key(api_key);
     let mut server = HttpServer::new(move || App::new().configure(wsc.clone().configure()))
         .disable_signals()
@@ -121,7 +123,17 @@ fn main() -> ExitCode {
         }
     };
     let workers = args.workers;
-    let result = actix_web::rt::System::new().block_on(serve(config, workers));
+    // Opened before anything listens: a data directory that cannot be written is a clear
+    // startup error.
+    let hub = match Hub::from_config(config.clone()) {
+        Ok(hub) => hub,
+        Err(e) => {
+            log::error!("cannot open the store: {e}");
+            eprintln!("wsc-server: cannot open the store: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(serve(config, hub, workers));
     match result {
         Ok(()) => {
             log::info!("stopped");

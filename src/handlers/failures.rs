@@ -33,7 +33,8 @@ pub struct QueueFull {
     pub message: Arc<Envelope>,
     /// The recipient user.
     pub recipient: String,
-    /// Which queue (`session_outbound`).
+    /// Which queue: `session_outbound` (a live session's) or `offline_store` (a user's
+    /// offline queue over its cap).
     pub queue: &'static str,
     /// Description.
     pub error: String,

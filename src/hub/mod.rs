@@ -6,6 +6,7 @@
 //! client-to-client traffic; it handles connects, disconnects, groups and API sends.
 
 mod messages;
+mod queries;
 mod reliable;
 mod router;
 mod stats;
@@ -18,6 +19,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use messages::*;
+pub use queries::GetReliability;
 pub use reliable::*;
 pub use router::{RouteReport, Router, SessionFailure, SessionHandle};
 pub use stats::HubStats;
@@ -28,14 +30,13 @@ pub(crate) use stats::Counters;
 
 use crate::auth::{DefaultWelcome, WelcomeProvider};
 use crate::config::Config;
+use crate::config::StoreBackend;
 use crate::error::FailureKind;
-use crate::handlers::{
-    ConnectionError, DeliveryTimedOut, DisconnectReason, MessageReceived, QueueFull, SendFailed,
-    SessionConnected, SessionDisconnected, UserOffline,
-};
+use crate::handlers::{DisconnectReason, SessionConnected, SessionDisconnected};
 use crate::protocol::control::{self, WelcomeInfo};
 use crate::protocol::{CloseCode, Envelope};
 use crate::session::{CloseSession, Inbox, Outgoing};
+use crate::store::{MemoryStore, SqliteStore, Store, StoreError, StoreHandle};
 use crate::supervision::{
     failure, DeliveriesFailed, DeliveryFailed, Records, Reliability, SessionLost,
 };
@@ -50,6 +51,7 @@ pub struct Hub {
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     welcome: Arc<dyn WelcomeProvider>,
     rel: Reliability,
+    pending_store: Option<Box<dyn Store>>,
 }
 
 impl Hub {
@@ -66,7 +68,34 @@ impl Hub {
             shutting_down: false,
             shutdown_waiters: Vec::new(),
             welcome: Arc::new(DefaultWelcome),
+            pending_store: Some(Box::new(MemoryStore::default())),
         }
+    }
+
+    /// A hub with the store `config.store.backend` names (memory when unset): the SQLite
+    /// backend opens (creating and migrating) `<server.data_dir>/wsc.db` and loads the
+    /// message records it holds. Fails with a clear error if the directory is not writable.
+    pub fn from_config(config: Config) -> Result<Self, StoreError> {
+        let store: Box<dyn Store> = match config.store.backend.unwrap_or(StoreBackend::Memory) {
+            StoreBackend::Memory => Box::new(MemoryStore::default()),
+            StoreBackend::Sqlite => Box::new(SqliteStore::open(&config.server.data_dir)?),
+        };
+        Ok(Hub::new(config).with_store(store))
+    }
+
+    /// Uses `store` (instead of the in-memory default), loading the records it holds.
+    pub fn with_store(mut self, mut store: Box<dyn Store>) -> Self {
+        match store.load_records() {
+            Ok(records) => {
+                if !records.is_empty() {
+                    log::info!("loaded {} message records", records.len());
+                }
+                self.rel.records().load(records);
+            }
+            Err(e) => log::error!("cannot load message records: {e}"),
+        }
+        self.pending_store = Some(store);
+        self
     }
 
     /// Uses `provider` for welcome frames.
@@ -113,6 +142,14 @@ impl Hub {
         let envelope = Arc::new(envelope);
         let report = self.router.route(target, envelope.clone(), exclude);
         self.report_failures(report.failures(&envelope));
+        if let Some(stored) = self.rel.store_offline(&report.offline_users, &envelope) {
+            let id = envelope.id.clone();
+            actix_rt::spawn(async move {
+                if let Err(e) = stored.await {
+                    log::error!("cannot store message id={id} for offline users: {e}");
+                }
+            });
+        }
         report
     }
 
@@ -134,6 +171,39 @@ impl Hub {
             reason: reason.to_owned(),
             flush,
         });
+    }
+
+    /// Fetches the user's stored messages and pushes them into the new session's inbox
+    /// (after its welcome frame), if the session is still there.
+    fn deliver_stored(&self, info: &SessionInfo, ctx: &mut Context<Self>) {
+        let Some(store) = self.rel.store().cloned() else {
+            return;
+        };
+        let (user, client, conn) = (info.user_id.clone(), info.client_id.clone(), info.conn);
+        let limit = self.config.store.per_user_cap;
+        let fetch = {
+            let user = user.clone();
+            async move { store.fetch(user, limit).await }
+        };
+        ctx.spawn(fetch.into_actor(self).map(move |res, hub, _| match res {
+            Ok(items) if !items.is_empty() => {
+                let handle = hub
+                    .router
+                    .read()
+                    .get(&client)
+                    .filter(|e| e.info.conn == conn)
+                    .map(|e| e.handle.clone());
+                if let Some(handle) = handle {
+                    log::info!(
+                        "delivering {} stored messages to client_id={client}",
+                        items.len()
+                    );
+                    hub.rel.deliver_stored(&user, &client, &handle, items);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("cannot read stored messages of user_id={user}: {e}"),
+        }));
     }
 
     fn sessions_where(
@@ -180,13 +250,27 @@ impl Actor for Hub {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.rel.start_actors();
+        if let Some(store) = self.pending_store.take() {
+            self.rel
+                .attach_store(StoreHandle::start(store, self.rel.clone()));
+        }
         let retention = self.config.hub.records_retention_ms;
         let every = Duration::from_millis((retention / 10).clamp(1_000, 60_000));
         ctx.run_interval(every, move |hub, _| {
-            let cutoff = crate::supervision::now_ms().saturating_sub(retention);
+            let now = crate::supervision::now_ms();
+            let cutoff = now.saturating_sub(retention);
             let n = hub.rel.records().remove_final_before(cutoff);
             if n > 0 {
                 log::debug!("removed {n} message records older than the retention");
+            }
+            if let Some(store) = hub.rel.store().cloned() {
+                actix_rt::spawn(async move {
+                    match store.purge(now, cutoff).await {
+                        Ok(0) => {}
+                        Ok(n) => log::debug!("store retention removed {n} rows"),
+                        Err(e) => log::error!("store retention failed: {e}"),
+                    }
+                });
             }
         });
         log::info!("hub started node_id={}", self.config.hub.node_id);
@@ -196,7 +280,7 @@ impl Actor for Hub {
 impl Handler<Connect> for Hub {
     type Result = Result<Connected, crate::error::ConnectError>;
 
-    fn handle(&mut self, mut msg: Connect, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: Connect, ctx: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
             return Err(crate::error::ConnectError::ShuttingDown);
         }
@@ -232,6 +316,7 @@ impl Handler<Connect> for Hub {
             info.user_id,
             info.user_type
         );
+        self.deliver_stored(&info, ctx);
         publish(
             &mut self.router.subscribers().connected,
             &SessionConnected { info },
@@ -359,84 +444,6 @@ impl Handler<DisconnectClient> for Hub {
     }
 }
 
-impl Handler<GetOnlineUsers> for Hub {
-    type Result = MessageResult<GetOnlineUsers>;
-
-    fn handle(&mut self, _: GetOnlineUsers, _: &mut Context<Self>) -> Self::Result {
-        let users: Vec<OnlineUser> = self
-            .router
-            .read()
-            .online_users()
-            .into_iter()
-            .map(|(user_id, sessions)| OnlineUser { user_id, sessions })
-            .collect();
-        MessageResult(OnlineUsers {
-            count: users.len(),
-            users,
-        })
-    }
-}
-
-impl Handler<IsOnline> for Hub {
-    type Result = bool;
-
-    fn handle(&mut self, msg: IsOnline, _: &mut Context<Self>) -> bool {
-        self.router.read().is_online(&msg.user_id)
-    }
-}
-
-impl Handler<GetSession> for Hub {
-    type Result = Option<SessionInfo>;
-
-    fn handle(&mut self, msg: GetSession, _: &mut Context<Self>) -> Self::Result {
-        self.router
-            .read()
-            .get(&msg.client_id)
-            .map(|e| e.info.clone())
-    }
-}
-
-impl Handler<SetMetadata> for Hub {
-    type Result = bool;
-
-    fn handle(&mut self, msg: SetMetadata, _: &mut Context<Self>) -> bool {
-        match self.router.write().get_mut(&msg.client_id) {
-            Some(e) => {
-                e.info.metadata.insert(msg.key, msg.value);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Asks for the reliability layer (records, supervision actors).
-#[derive(Message)]
-#[rtype(result = "Reliability")]
-pub struct GetReliability;
-
-impl Handler<GetReliability> for Hub {
-    type Result = MessageResult<GetReliability>;
-
-    fn handle(&mut self, _: GetReliability, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.rel.clone())
-    }
-}
-
-impl Handler<GetStats> for Hub {
-    type Result = MessageResult<GetStats>;
-
-    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        let table = self.router.read();
-        MessageResult(HubStats::snapshot(
-            &self.config.hub.node_id,
-            self.router.counters(),
-            table.session_count(),
-            table.user_count(),
-        ))
-    }
-}
-
 impl Handler<DeliveriesFailed> for Hub {
     type Result = ();
 
@@ -473,27 +480,6 @@ impl Handler<Shutdown> for Hub {
         })
     }
 }
-
-macro_rules! subscribe_handler {
-    ($event:ty, $field:ident) => {
-        impl Handler<Subscribe<$event>> for Hub {
-            type Result = ();
-
-            fn handle(&mut self, msg: Subscribe<$event>, _: &mut Context<Self>) {
-                self.router.subscribers().$field.push(msg.0);
-            }
-        }
-    };
-}
-
-subscribe_handler!(SessionConnected, connected);
-subscribe_handler!(SessionDisconnected, disconnected);
-subscribe_handler!(MessageReceived, message_received);
-subscribe_handler!(SendFailed, send_failed);
-subscribe_handler!(QueueFull, queue_full);
-subscribe_handler!(UserOffline, user_offline);
-subscribe_handler!(ConnectionError, connection_error);
-subscribe_handler!(DeliveryTimedOut, timed_out);
 
 /// The longest a single close waits before it is forced (see [`Shutdown`]).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);

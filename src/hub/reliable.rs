@@ -9,12 +9,14 @@ use actix::prelude::*;
 use super::{Hub, RouteReport, Target};
 use crate::error::FailureKind;
 use crate::protocol::{Envelope, MessageId, UserId};
+use crate::store::StoreError;
 use crate::supervision::{Attempt, MessageRecord, MessageStatus, RetryFailed, TrackOptions};
 
 /// Routes a message with a record (so `/api/messages/{id}` can show what happened),
-/// requiring acks and retrying as `options` say.
+/// requiring acks and retrying as `options` say, and stores it for offline recipients
+/// (answering once it is durable).
 #[derive(Message)]
-#[rtype(result = "RouteReport")]
+#[rtype(result = "SendReport")]
 pub struct SendTracked {
     /// Who gets it.
     pub target: Target,
@@ -22,6 +24,17 @@ pub struct SendTracked {
     pub envelope: Envelope,
     /// Ack and retry options (see [`crate::supervision::Reliability::default_options`]).
     pub options: Option<TrackOptions>,
+}
+
+/// What [`SendTracked`] did.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    /// Routing to live sessions.
+    pub route: RouteReport,
+    /// Offline users the message is durably stored for.
+    pub stored_offline: Vec<UserId>,
+    /// Storing failed (the failure handlers heard about it too).
+    pub store_error: Option<StoreError>,
 }
 
 /// Per-call overrides for [`SendWithAck`].
@@ -156,16 +169,42 @@ impl Hub {
 }
 
 impl Handler<SendTracked> for Hub {
-    type Result = MessageResult<SendTracked>;
+    type Result = ResponseFuture<SendReport>;
 
     fn handle(&mut self, msg: SendTracked, _: &mut Context<Self>) -> Self::Result {
         let options = msg
             .options
             .unwrap_or_else(|| self.rel.default_options(msg.envelope.require_ack));
-        MessageResult(
-            self.rel
-                .send_tracked(msg.target, msg.envelope, options, None),
-        )
+        let envelope = msg.envelope.clone();
+        let route = self
+            .rel
+            .send_tracked(msg.target, msg.envelope, options, None);
+        let stored = self.rel.store_offline(&route.offline_users, &envelope);
+        let rel = self.rel.clone();
+        Box::pin(async move {
+            let Some(stored) = stored else {
+                return SendReport {
+                    route,
+                    stored_offline: Vec::new(),
+                    store_error: None,
+                };
+            };
+            match stored.await {
+                Ok(()) => SendReport {
+                    stored_offline: route.offline_users.clone(),
+                    route,
+                    store_error: None,
+                },
+                Err(e) => {
+                    rel.report_store_error(&envelope, &route.offline_users, &e);
+                    SendReport {
+                        route,
+                        stored_offline: Vec::new(),
+                        store_error: Some(e),
+                    }
+                }
+            }
+        })
     }
 }
 

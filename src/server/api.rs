@@ -186,11 +186,24 @@ pub(crate) async fn send(
         envelope,
         options: None,
     };
-    let report = state.hub.send(send).await.map_err(hub_down)?;
-    if report.accepted() {
+    let sent = state.hub.send(send).await.map_err(hub_down)?;
+    let report = &sent.route;
+    if report.delivered > 0 || (report.accepted() && sent.stored_offline.is_empty()) {
         return Ok(HttpResponse::Ok().json(json!({
             "id": report.id, "status": "accepted", "delivered": report.delivered,
-            "offline_users": report.offline_users,
+            "offline_users": report.offline_users, "stored_offline": sent.stored_offline,
+        })));
+    }
+    if !sent.stored_offline.is_empty() {
+        return Ok(HttpResponse::Accepted().json(json!({
+            "id": report.id, "status": "stored_offline", "delivered": 0,
+            "stored_offline": sent.stored_offline,
+        })));
+    }
+    if let Some(e) = &sent.store_error {
+        return Ok(HttpResponse::ServiceUnavailable().json(json!({
+            "id": report.id, "status": "failed", "delivered": 0,
+            "error": {"code": ErrorCode::Internal, "message": e.to_string()},
         })));
     }
     let (code, message) = if report.unknown_group {

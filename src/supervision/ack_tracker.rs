@@ -150,6 +150,19 @@ impl Handler<AckReceived> for AckTracker {
             let Some(pos) = r.pending_acks.iter().position(|u| *u == user) else {
                 return false;
             };
+            if r.stored_offline {
+                // Delivered and acknowledged: the stored copy for this user can go.
+                if let Some(store) = self.rel.store().cloned() {
+                    let (user, id) = (user.clone(), id.clone());
+                    actix_rt::spawn(async move {
+                        if let Err(e) = store.remove(user.clone(), vec![id.clone()]).await {
+                            log::error!(
+                                "cannot remove acked message id={id} of user_id={user}: {e}"
+                            );
+                        }
+                    });
+                }
+            }
             r.pending_acks.remove(pos);
             r.retry_users.retain(|u| *u != user);
             if r.pending_acks.is_empty() {

@@ -117,7 +117,11 @@ impl FailureClassifier {
                 &QueueFull {
                     message: message.clone(),
                     recipient: recipient.clone(),
-                    queue: "session_outbound",
+                    queue: if f.client_id.is_some() {
+                        "session_outbound"
+                    } else {
+                        "offline_store"
+                    },
                     error: f.detail.clone(),
                 },
             ),
@@ -170,6 +174,32 @@ impl FailureClassifier {
         );
     }
 
+    /// An unacknowledged message stays in (or goes to) the offline store, for the user's
+    /// next connection.
+    fn keep_for_next_connection(&self, f: &DeliveryFailed) {
+        let Some(user) = f.user_id.clone() else {
+            return;
+        };
+        let already = self
+            .rel
+            .records()
+            .get(&f.envelope.id)
+            .is_some_and(|r| r.stored_offline);
+        if already {
+            return;
+        }
+        let users = [user];
+        if let Some(stored) = self.rel.store_offline(&users, &f.envelope) {
+            let rel = self.rel.clone();
+            let envelope = f.envelope.clone();
+            actix_rt::spawn(async move {
+                if let Err(e) = stored.await {
+                    rel.report_store_error(&envelope, &users, &e);
+                }
+            });
+        }
+    }
+
     fn classify(&mut self, f: DeliveryFailed) {
         match self.decide(&f) {
             Decision::Retry { retry, delay } => {
@@ -190,6 +220,9 @@ impl FailureClassifier {
                 }
             }
             Decision::Final { reason } => {
+                if f.kind == FailureKind::AckTimeout {
+                    self.keep_for_next_connection(&f);
+                }
                 if reason == FailureKind::RetriesExhausted {
                     log::warn!(
                         "delivery failed for good id={} after retries: {}",

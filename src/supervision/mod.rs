@@ -55,9 +55,11 @@ pub use retry::RetryActor;
 use crate::config::Config;
 use crate::error::FailureKind;
 use crate::hub::{RouteReport, Router, Target};
-use crate::protocol::{ClientId, Envelope, MessageId};
+use crate::protocol::{ClientId, Envelope, MessageId, OutboundFrame, Source, UserId};
+use crate::store::{OfflineItem, StoreError, StoreHandle};
 
 struct Wiring {
+    store: OnceLock<StoreHandle>,
     ack: OnceLock<Addr<AckTracker>>,
     retry: OnceLock<Addr<RetryActor>>,
     classifier: OnceLock<Addr<FailureClassifier>>,
@@ -98,6 +100,7 @@ impl Reliability {
                 records,
                 config,
                 wiring: Wiring {
+                    store: OnceLock::new(),
                     ack: OnceLock::new(),
                     retry: OnceLock::new(),
                     classifier: OnceLock::new(),
@@ -124,6 +127,148 @@ impl Reliability {
         let _ = w.classifier.set(classifier);
         let _ = w.retry.set(retry);
         let _ = w.ack.set(ack);
+    }
+
+    /// Attaches the durable store (once, at startup): record changes are persisted and
+    /// messages for offline users are stored.
+    pub fn attach_store(&self, store: StoreHandle) {
+        self.inner.records.persist_to(store.record_sink());
+        let _ = self.inner.wiring.store.set(store);
+    }
+
+    /// The store, when one is attached.
+    pub fn store(&self) -> Option<&StoreHandle> {
+        self.inner.wiring.store.get()
+    }
+
+    /// Whether a message for an offline user is stored: ACK-requested ones always are,
+    /// plain ones when `store.store_plain` is set.
+    pub fn storable(&self, envelope: &Envelope) -> bool {
+        self.store().is_some() && (envelope.require_ack || self.inner.config.store.store_plain)
+    }
+
+    /// Stores `envelope` for each offline user; resolves once durable. `None` when nothing
+    /// is to be stored.
+    pub fn store_offline(
+        &self,
+        users: &[UserId],
+        envelope: &Envelope,
+    ) -> Option<impl std::future::Future<Output = Result<(), StoreError>> + 'static> {
+        if users.is_empty() || !self.storable(envelope) {
+            return None;
+        }
+        let store = self.store()?.clone();
+        let now = now_ms();
+        let expires = now.saturating_add(self.inner.config.store.ttl_ms);
+        let items = users
+            .iter()
+            .map(|u| OfflineItem {
+                user_id: u.clone(),
+                envelope: envelope.clone(),
+                stored_ms: now,
+                expires_ms: expires,
+            })
+            .collect();
+        self.inner
+            .records
+            .update(&envelope.id, |r| r.stored_offline = true);
+        Some(async move { store.enqueue(items).await })
+    }
+
+    /// Tells the failure handlers that storing `envelope` for `users` failed.
+    pub fn report_store_error(&self, envelope: &Envelope, users: &[UserId], err: &StoreError) {
+        log::error!(
+            "cannot store message id={} for offline users: {err}",
+            envelope.id
+        );
+        let envelope = Arc::new(envelope.clone());
+        let failures = users
+            .iter()
+            .map(|u| {
+                failure(
+                    FailureKind::Internal,
+                    &envelope,
+                    Some(u.clone()),
+                    None,
+                    format!("offline store failed: {err}"),
+                )
+            })
+            .collect();
+        self.report(failures);
+    }
+
+    /// Pushes a newly connected session's stored messages into its inbox, oldest first,
+    /// tracking acks for ACK-requested ones (removed from the store when acked) and
+    /// removing plain ones once queued.
+    pub(crate) fn deliver_stored(
+        &self,
+        user: &UserId,
+        client_id: &ClientId,
+        handle: &crate::hub::SessionHandle,
+        items: Vec<OfflineItem>,
+    ) {
+        let mut delivered_plain = Vec::new();
+        let mut failed = Vec::new();
+        for item in items {
+            let envelope = Arc::new(item.envelope);
+            let frame = OutboundFrame::new(envelope.clone(), Source::Offline);
+            if let Err(e) = handle.inbox.push_app(frame) {
+                if matches!(e, crate::session::PushError::Full(_)) {
+                    handle.addr.do_send(crate::session::QueueOverflowed);
+                }
+                // Still in the store: it comes again on the next connection.
+                failed.push(envelope.id.clone());
+                break;
+            }
+            if !envelope.require_ack {
+                delivered_plain.push(envelope.id.clone());
+                continue;
+            }
+            let timeout = Duration::from_millis(self.inner.config.ack.ack_timeout_ms);
+            let known = self.inner.records.update(&envelope.id, |r| {
+                r.start_attempt();
+                r.status = MessageStatus::Delivered;
+                r.stored_offline = true;
+                if !r.pending_acks.contains(user) {
+                    r.pending_acks.push(user.clone());
+                }
+                r.ack_deadline_ms = Some(now_ms() + r.ack_timeout_ms);
+            });
+            if known.is_none() {
+                let mut r = MessageRecord::new(
+                    Envelope::clone(&envelope),
+                    RecordTarget::User(user.clone()),
+                    true,
+                    timeout,
+                );
+                r.max_retries = self.inner.config.retry.max_retries;
+                r.stored_offline = true;
+                r.start_attempt();
+                r.status = MessageStatus::Delivered;
+                r.pending_acks.push(user.clone());
+                r.ack_deadline_ms = Some(now_ms() + r.ack_timeout_ms);
+                self.inner.records.insert(r);
+            }
+            if let Some(ack) = self.ack_tracker() {
+                ack.do_send(TrackAck {
+                    id: envelope.id.clone(),
+                    user_id: user.clone(),
+                    client_ids: vec![client_id.clone()],
+                    timeout,
+                });
+            }
+        }
+        if !failed.is_empty() {
+            log::warn!("offline delivery to client_id={client_id} stopped: its queue is full");
+        }
+        if let (Some(store), false) = (self.store().cloned(), delivered_plain.is_empty()) {
+            let user = user.clone();
+            actix_rt::spawn(async move {
+                if let Err(e) = store.remove(user.clone(), delivered_plain).await {
+                    log::error!("cannot remove delivered offline messages of user_id={user}: {e}");
+                }
+            });
+        }
     }
 
     /// The message records.

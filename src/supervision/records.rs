@@ -4,7 +4,9 @@
 //! timers from here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use actix::Recipient;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::error::FailureKind;
 use crate::protocol::time::now_rfc3339;
 use crate::protocol::{Envelope, GroupId, MessageId, UserId};
+use crate::store::SaveRecord;
 
 /// Where a tracked message goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +142,9 @@ pub struct MessageRecord {
     pub updated_at: String,
     /// Creation time in epoch ms.
     pub created_ms: u64,
+    /// A copy waits in the recipient's offline queue (removed once delivered and acked).
+    #[serde(default)]
+    pub stored_offline: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -180,6 +186,7 @@ impl MessageRecord {
             created_at: now.clone(),
             updated_at: now,
             created_ms: now_ms(),
+            stored_offline: false,
         }
     }
 
@@ -237,10 +244,12 @@ struct Inner {
     waiters: HashMap<MessageId, Vec<oneshot::Sender<MessageRecord>>>,
 }
 
-/// The shared record book (in memory). Cheap to clone.
+/// The shared record book: the working set in memory, every change also sent to the
+/// store's writer when one is attached. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Records {
     inner: Arc<Mutex<Inner>>,
+    sink: Arc<OnceLock<Recipient<SaveRecord>>>,
 }
 
 impl Records {
@@ -249,9 +258,31 @@ impl Records {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Sends every later change to `sink` (the durable store's writer).
+    pub fn persist_to(&self, sink: Recipient<SaveRecord>) {
+        let _ = self.sink.set(sink); // attached once at startup
+    }
+
+    fn persist(&self, record: &MessageRecord) {
+        if let Some(sink) = self.sink.get() {
+            sink.do_send(SaveRecord {
+                record: record.clone(),
+            });
+        }
+    }
+
     /// Stores a record (replacing one with the same id).
     pub fn insert(&self, record: MessageRecord) {
+        self.persist(&record);
         self.lock().map.insert(record.id.clone(), record);
+    }
+
+    /// Loads records (at startup) without persisting them again.
+    pub fn load(&self, records: Vec<MessageRecord>) {
+        let mut inner = self.lock();
+        for r in records {
+            inner.map.insert(r.id.clone(), r);
+        }
     }
 
     /// One record.
@@ -265,6 +296,11 @@ impl Records {
         let rec = inner.map.get_mut(id)?;
         let out = f(rec);
         rec.updated_at = now_rfc3339();
+        if let Some(sink) = self.sink.get() {
+            sink.do_send(SaveRecord {
+                record: rec.clone(),
+            });
+        }
         if rec.is_final() {
             let snapshot = rec.clone();
             if let Some(ws) = inner.waiters.remove(id) {

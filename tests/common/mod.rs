@@ -50,8 +50,19 @@ pub async fn start_with(
     config: Config,
     f: impl Fn(WscServer) -> WscServer + Send + Clone + 'static,
 ) -> TestServer {
+    serve(Hub::new(config).start(), f).await
+}
+
+/// Serves a hub the test started itself (a custom store, say).
+pub async fn start_existing(hub: Addr<Hub>) -> TestServer {
+    serve(hub, |w| w).await
+}
+
+async fn serve(
+    hub: Addr<Hub>,
+    f: impl Fn(WscServer) -> WscServer + Send + Clone + 'static,
+) -> TestServer {
     let _ = env_logger::builder().is_test(true).try_init();
-    let hub = Hub::new(config).start();
     let wsc = f(WscServer::new(hub.clone()));
     let server = HttpServer::new(move || App::new().configure(wsc.clone().configure()))
         .workers(2)
@@ -272,4 +283,93 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("condition not met within {WAIT:?}");
+}
+
+// ---- the server binary as a child process ----
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wsc-server");
+
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+}
+
+pub fn spawn_server(args: &[&str], envs: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wsc-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (line_tx, line_rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = line_rx
+            .recv_timeout(WAIT)
+            .expect("a `listening on` line within the wait");
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    Running { child, addr }
+}
+
+/// Waits (bounded) for the server to exit; kills it if it does not.
+pub fn wait_exit(mut r: Running) -> std::process::ExitStatus {
+    let (tx, rx) = std_mpsc::channel();
+    let pid = r.child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(r.child.wait());
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(status) => status.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the server did not exit within {WAIT:?}");
+        }
+    }
+}
+
+/// Runs the binary to completion, bounded: a server that starts instead of failing is killed.
+pub fn run_bounded(cmd: &mut Command) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(out) => out.expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("wsc-server kept running; expected it to exit");
+        }
+    }
+}
+
+pub fn terminate(r: &Running) {
+    let status = Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
 }

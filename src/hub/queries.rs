@@ -1,0 +1,112 @@
+//! The hub's queries (online users, sessions, metadata, statistics) and event subscriptions.
+
+use actix::prelude::*;
+
+use super::{
+    GetOnlineUsers, GetSession, GetStats, Hub, HubStats, IsOnline, OnlineUser, OnlineUsers,
+    SessionInfo, SetMetadata, Subscribe,
+};
+use crate::handlers::{
+    ConnectionError, DeliveryTimedOut, MessageReceived, QueueFull, SendFailed, SessionConnected,
+    SessionDisconnected, UserOffline,
+};
+use crate::supervision::Reliability;
+
+impl Handler<GetOnlineUsers> for Hub {
+    type Result = MessageResult<GetOnlineUsers>;
+
+    fn handle(&mut self, _: GetOnlineUsers, _: &mut Context<Self>) -> Self::Result {
+        let users: Vec<OnlineUser> = self
+            .router
+            .read()
+            .online_users()
+            .into_iter()
+            .map(|(user_id, sessions)| OnlineUser { user_id, sessions })
+            .collect();
+        MessageResult(OnlineUsers {
+            count: users.len(),
+            users,
+        })
+    }
+}
+
+impl Handler<IsOnline> for Hub {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsOnline, _: &mut Context<Self>) -> bool {
+        self.router.read().is_online(&msg.user_id)
+    }
+}
+
+impl Handler<GetSession> for Hub {
+    type Result = Option<SessionInfo>;
+
+    fn handle(&mut self, msg: GetSession, _: &mut Context<Self>) -> Self::Result {
+        self.router
+            .read()
+            .get(&msg.client_id)
+            .map(|e| e.info.clone())
+    }
+}
+
+impl Handler<SetMetadata> for Hub {
+    type Result = bool;
+
+    fn handle(&mut self, msg: SetMetadata, _: &mut Context<Self>) -> bool {
+        match self.router.write().get_mut(&msg.client_id) {
+            Some(e) => {
+                e.info.metadata.insert(msg.key, msg.value);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Asks for the reliability layer (records, supervision actors).
+#[derive(Message)]
+#[rtype(result = "Reliability")]
+pub struct GetReliability;
+
+impl Handler<GetReliability> for Hub {
+    type Result = MessageResult<GetReliability>;
+
+    fn handle(&mut self, _: GetReliability, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.rel.clone())
+    }
+}
+
+impl Handler<GetStats> for Hub {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let table = self.router.read();
+        MessageResult(HubStats::snapshot(
+            &self.config.hub.node_id,
+            self.router.counters(),
+            table.session_count(),
+            table.user_count(),
+        ))
+    }
+}
+
+macro_rules! subscribe_handler {
+    ($event:ty, $field:ident) => {
+        impl Handler<Subscribe<$event>> for Hub {
+            type Result = ();
+
+            fn handle(&mut self, msg: Subscribe<$event>, _: &mut Context<Self>) {
+                self.router.subscribers().$field.push(msg.0);
+            }
+        }
+    };
+}
+
+subscribe_handler!(SessionConnected, connected);
+subscribe_handler!(SessionDisconnected, disconnected);
+subscribe_handler!(MessageReceived, message_received);
+subscribe_handler!(SendFailed, send_failed);
+subscribe_handler!(QueueFull, queue_full);
+subscribe_handler!(UserOffline, user_offline);
+subscribe_handler!(ConnectionError, connection_error);
+subscribe_handler!(DeliveryTimedOut, timed_out);

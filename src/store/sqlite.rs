@@ -1,0 +1,283 @@
+//! The embedded durable backend: SQLite (bundled) in WAL mode.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{BatchOutcome, OfflineItem, Store, StoreError};
+use crate::protocol::{MessageId, UserId};
+use crate::supervision::MessageRecord;
+
+/// Schema version this code writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// SQLite in `<data_dir>/wsc.db`.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database in `dir`; a clear error if the directory
+    /// cannot be created or written.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::DataDir(format!("cannot create {}: {e}", dir.display())))?;
+        let probe = dir.join(".wsc-write-test");
+        std::fs::write(&probe, b"ok")
+            .map_err(|e| StoreError::DataDir(format!("{} is not writable: {e}", dir.display())))?;
+        let _ = std::fs::remove_file(&probe);
+        let path = dir.join("wsc.db");
+        let conn = Connection::open(&path)
+            .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))?;
+        let mut store = SqliteStore { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA busy_timeout = 5000;
+                 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
+            )
+            .map_err(backend)?;
+        let version: Option<i64> = self
+            .conn
+            .query_row("SELECT version FROM schema_version LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        match version {
+            None => {
+                self.conn
+                    .execute_batch(
+                        "BEGIN;
+                         CREATE TABLE offline (
+                             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                             user_id TEXT NOT NULL,
+                             message_id TEXT NOT NULL,
+                             envelope TEXT NOT NULL,
+                             stored_ms INTEGER NOT NULL,
+                             expires_ms INTEGER NOT NULL,
+                             UNIQUE (user_id, message_id)
+                         );
+                         CREATE INDEX offline_user ON offline (user_id, seq);
+                         CREATE TABLE records (
+                             id TEXT PRIMARY KEY,
+                             record TEXT NOT NULL,
+                             final INTEGER NOT NULL,
+                             created_ms INTEGER NOT NULL
+                         );
+                         INSERT INTO schema_version (version) VALUES (1);
+                         COMMIT;",
+                    )
+                    .map_err(backend)?;
+                Ok(())
+            }
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(v) => Err(StoreError::DataDir(format!(
+                "{} has schema version {v}; this server reads version {SCHEMA_VERSION}",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit(
+        &mut self,
+        items: &[OfflineItem],
+        records: &[MessageRecord],
+        cap: usize,
+    ) -> Result<BatchOutcome, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let mut out = BatchOutcome::default();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO offline (user_id, message_id, envelope, stored_ms, expires_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(backend)?;
+            let mut users: Vec<&UserId> = Vec::new();
+            for item in items {
+                let json = serde_json::to_string(&item.envelope).map_err(backend)?;
+                insert
+                    .execute(params![
+                        item.user_id.as_str(),
+                        item.envelope.id.as_str(),
+                        json,
+                        item.stored_ms as i64,
+                        item.expires_ms as i64
+                    ])
+                    .map_err(backend)?;
+                if !users.contains(&&item.user_id) {
+                    users.push(&item.user_id);
+                }
+            }
+            let mut over = tx
+                .prepare_cached(
+                    "SELECT seq, envelope, stored_ms, expires_ms FROM offline WHERE user_id = ?1
+                     ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+                )
+                .map_err(backend)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM offline WHERE seq = ?1")
+                .map_err(backend)?;
+            for user in users {
+                let rows: Vec<(i64, String, i64, i64)> = over
+                    .query_map(params![user.as_str(), cap as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                for (seq, json, stored, expires) in rows.into_iter().rev() {
+                    delete.execute(params![seq]).map_err(backend)?;
+                    if let Ok(envelope) = serde_json::from_str(&json) {
+                        out.dropped.push(OfflineItem {
+                            user_id: user.clone(),
+                            envelope,
+                            stored_ms: stored as u64,
+                            expires_ms: expires as u64,
+                        });
+                    }
+                }
+            }
+            let mut save = tx
+                .prepare_cached(
+                    "INSERT INTO records (id, record, final, created_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET record = excluded.record, final = excluded.final",
+                )
+                .map_err(backend)?;
+            for r in records {
+                let json = serde_json::to_string(r).map_err(backend)?;
+                save.execute(params![
+                    r.id.as_str(),
+                    json,
+                    r.is_final() as i64,
+                    r.created_ms as i64
+                ])
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    fn fetch_offline(
+        &mut self,
+        user: &UserId,
+        limit: usize,
+    ) -> Result<Vec<OfflineItem>, StoreError> {
+        let now = crate::supervision::now_ms() as i64;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT envelope, stored_ms, expires_ms FROM offline
+                 WHERE user_id = ?1 AND expires_ms > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![user.as_str(), now, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, stored, expires) = row.map_err(backend)?;
+            match serde_json::from_str(&json) {
+                Ok(envelope) => out.push(OfflineItem {
+                    user_id: user.clone(),
+                    envelope,
+                    stored_ms: stored as u64,
+                    expires_ms: expires as u64,
+                }),
+                Err(e) => log::error!("unreadable offline message for user_id={user}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_offline(&mut self, user: &UserId, ids: &[MessageId]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let mut n = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM offline WHERE user_id = ?1 AND message_id = ?2")
+                .map_err(backend)?;
+            for id in ids {
+                n += stmt
+                    .execute(params![user.as_str(), id.as_str()])
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(n)
+    }
+
+    fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError> {
+        let a = self
+            .conn
+            .execute(
+                "DELETE FROM offline WHERE expires_ms <= ?1",
+                params![now_ms as i64],
+            )
+            .map_err(backend)?;
+        let b = self
+            .conn
+            .execute(
+                "DELETE FROM records WHERE final = 1 AND created_ms < ?1",
+                params![records_before_ms as i64],
+            )
+            .map_err(backend)?;
+        Ok(a + b)
+    }
+
+    fn load_records(&mut self) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM records")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let json = row.map_err(backend)?;
+            match serde_json::from_str(&json) {
+                Ok(r) => out.push(r),
+                Err(e) => log::error!("unreadable message record skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM offline WHERE user_id = ?1",
+                params![user.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(backend)
+    }
+}
