@@ -10,7 +10,9 @@ use actix::prelude::*;
 use actix_wsc::config::{Config, StoreBackend};
 use actix_wsc::error::FailureKind;
 use actix_wsc::handlers::{QueueFull, SendFailed, UserOffline};
-use actix_wsc::hub::{Dispatch, GetReliability, Hub, SendTracked, Subscribe, Target};
+use actix_wsc::hub::{
+    Dispatch, GetReliability, Hub, RetryAllFailed, SendTracked, Subscribe, Target,
+};
 use actix_wsc::protocol::{Envelope, MessageId, UserId};
 use actix_wsc::store::{BatchOutcome, OfflineItem, Store, StoreError};
 use actix_wsc::supervision::{MessageRecord, MessageStatus};
@@ -236,6 +238,12 @@ async fn sqlite_store_survives_a_hub_restart_with_records() {
     let m = dana.next_json().await;
     assert_eq!(m["id"], "s-1");
     assert_eq!(m["source"], "offline");
+    // retry_all_failed works on records loaded from disk: s-1 (user_offline) goes again, live.
+    let n = server.hub.send(RetryAllFailed).await.expect("hub");
+    assert!(n >= 1, "{n} records retried");
+    let m = dana.next_json().await;
+    assert_eq!(m["id"], "s-1");
+    assert_eq!(m["source"], "live");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
