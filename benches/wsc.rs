@@ -84,12 +84,17 @@ async fn offline(users: usize, per_user: usize) {
     let sends = (0..total).map(|i| {
         hub.send(SendTracked {
             target: Target::User(format!("off{}", i % users).into()),
-            envelope: Envelope::system_text(format!("{i:08}-payload-of-about-64-bytes-xxxxxxxxxxxxxxxxxxxxxxx")),
+            envelope: Envelope::system_text(format!(
+                "{i:08}-payload-of-about-64-bytes-xxxxxxxxxxxxxxxxxxxxxxx"
+            )),
             options: None,
         })
     });
     let reports = join_all(sends).await;
-    let stored: usize = reports.iter().filter(|r| r.as_ref().is_ok_and(|r| !r.stored_offline.is_empty())).count();
+    let stored: usize = reports
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|r| !r.stored_offline.is_empty()))
+        .count();
     let store_secs = started.elapsed().as_secs_f64();
     assert_eq!(stored, total, "every message stored");
     let started = Instant::now();
@@ -119,7 +124,10 @@ async fn ack_latency(n: usize) {
     for i in 0..n {
         let t = Instant::now();
         let r = hub
-            .send(Dispatch::to_user("lat", Envelope::system_text(i.to_string())))
+            .send(Dispatch::to_user(
+                "lat",
+                Envelope::system_text(i.to_string()),
+            ))
             .await
             .expect("hub");
         assert_eq!(r.delivered, 1);
@@ -155,7 +163,10 @@ async fn ack_latency(n: usize) {
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let run = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     actix_rt::System::new().block_on(async move {
         if run("offline") {
