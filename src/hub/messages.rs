@@ -55,6 +55,16 @@ pub struct Disconnect {
     pub reason: DisconnectReason,
     /// Frames queued for it that were never written.
     pub undelivered: Vec<OutboundFrame>,
+    /// The session is still writing its close frame; a [`SessionEnded`] follows.
+    pub still_flushing: bool,
+}
+
+/// A session actor stopped (after its close frame was written, or gave up).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    /// The session's serial number.
+    pub conn: u64,
 }
 
 /// Adds a session to a group. `Ok(false)` when it was a member already.

@@ -49,6 +49,8 @@ pub struct Hub {
     next_conn: u64,
     shutting_down: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// Sessions that left the table but are still writing their close frame.
+    flushing: std::collections::HashSet<u64>,
     welcome: Arc<dyn WelcomeProvider>,
     rel: Reliability,
     pending_store: Option<Box<dyn Store>>,
@@ -67,6 +69,7 @@ impl Hub {
             next_conn: 0,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
+            flushing: Default::default(),
             welcome: Arc::new(DefaultWelcome),
             pending_store: Some(Box::new(MemoryStore::default())),
         }
@@ -219,7 +222,8 @@ impl Hub {
     }
 
     fn wake_shutdown_waiters(&mut self) {
-        if self.shutting_down && self.router.read().session_count() == 0 {
+        if self.shutting_down && self.flushing.is_empty() && self.router.read().session_count() == 0
+        {
             for w in self.shutdown_waiters.drain(..) {
                 let _ = w.send(()); // the waiter may have timed out already; nothing to do
             }
@@ -355,6 +359,9 @@ impl Handler<Disconnect> for Hub {
                 metadata: Default::default(),
             });
         self.report_failures(undelivered(msg.undelivered, &info));
+        if msg.still_flushing {
+            self.flushing.insert(msg.conn);
+        }
         if matches!(
             msg.reason,
             DisconnectReason::ConnectionLost | DisconnectReason::WriteTimeout
@@ -374,6 +381,15 @@ impl Handler<Disconnect> for Hub {
                 reason: msg.reason,
             },
         );
+        self.wake_shutdown_waiters();
+    }
+}
+
+impl Handler<SessionEnded> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
+        self.flushing.remove(&msg.conn);
         self.wake_shutdown_waiters();
     }
 }

@@ -19,12 +19,14 @@ pub use queue::{Inbox, OutboundQueue, Outgoing, PushError};
 pub use rate::TokenBucket;
 
 use crate::config::Config;
+use crate::error::FailureKind;
 use crate::error::FrameError;
 use crate::handlers::DisconnectReason;
-use crate::hub::{Connected, Disconnect, Hub, Router, SessionInfo};
+use crate::hub::{Connected, Disconnect, Hub, Router, SessionEnded, SessionInfo};
 use crate::protocol::control;
 use crate::protocol::{CloseCode, ErrorCode, MessageId, OutboundFrame};
 use crate::supervision::Reliability;
+use crate::supervision::{failure, DeliveriesFailed};
 
 /// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
 #[derive(Debug, Clone, Message)]
@@ -66,6 +68,8 @@ pub struct Session {
     bucket: TokenBucket,
     reason: Option<DisconnectReason>,
     undelivered: Vec<OutboundFrame>,
+    closing: bool,
+    deregistered: bool,
 }
 
 impl Session {
@@ -94,12 +98,16 @@ impl Session {
             fragments: None,
             reason: None,
             undelivered: Vec::new(),
+            closing: false,
+            deregistered: false,
             config,
         }
     }
 
-    /// Starts closing: the inbox takes no more frames, the writer sends the close frame
-    /// (after what is queued when `flush`), and the actor stops.
+    /// Starts closing: the inbox takes no more frames, the session leaves the routing table
+    /// at once, and the writer sends the close frame (after what is queued when `flush`). The
+    /// actor stays until the writer is done (bounded by `write_timeout_ms`), so the close
+    /// frame is on the wire before the connection is released.
     fn close(&mut self, code: CloseCode, reason: &str, flush: bool, ctx: &mut Context<Self>) {
         if self.reason.is_none() {
             self.reason = Some(DisconnectReason::ServerClosed(code, reason.to_owned()));
@@ -107,7 +115,48 @@ impl Session {
         if let Some(dropped) = self.inbox.close(code, reason, flush) {
             self.undelivered.extend(dropped);
         }
-        ctx.stop();
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.deregister(true);
+        let deadline = Duration::from_millis(self.config.session.write_timeout_ms);
+        ctx.run_later(deadline, |_, ctx| ctx.stop());
+    }
+
+    /// Leaves the routing table (once), handing back what was never written.
+    fn deregister(&mut self, still_flushing: bool) {
+        if self.deregistered {
+            if !self.undelivered.is_empty() {
+                let frames = std::mem::take(&mut self.undelivered);
+                let failures = frames
+                    .iter()
+                    .map(|f| {
+                        failure(
+                            FailureKind::ConnectionError,
+                            f.envelope(),
+                            Some(self.info.user_id.clone()),
+                            Some(self.info.client_id.clone()),
+                            "session closed before the frame was written",
+                        )
+                    })
+                    .collect();
+                self.hub.do_send(DeliveriesFailed { failures });
+            }
+            return;
+        }
+        self.deregistered = true;
+        self.hub.do_send(Disconnect {
+            client_id: self.info.client_id.clone(),
+            conn: self.info.conn,
+            user_id: self.info.user_id.clone(),
+            reason: self
+                .reason
+                .clone()
+                .unwrap_or(DisconnectReason::ConnectionLost),
+            undelivered: std::mem::take(&mut self.undelivered),
+            still_flushing,
+        });
     }
 
     /// The reason to report when the session ends by itself: the server's close if one was
@@ -210,15 +259,9 @@ impl Actor for Session {
         if let Some(dropped) = self.inbox.close(CloseCode::Normal, "", false) {
             self.undelivered.extend(dropped);
         }
-        self.hub.do_send(Disconnect {
-            client_id: self.info.client_id.clone(),
+        self.deregister(false);
+        self.hub.do_send(SessionEnded {
             conn: self.info.conn,
-            user_id: self.info.user_id.clone(),
-            reason: self
-                .reason
-                .take()
-                .unwrap_or(DisconnectReason::ConnectionLost),
-            undelivered: std::mem::take(&mut self.undelivered),
         });
         Running::Stop
     }
@@ -242,6 +285,13 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
             }
         };
         self.last_seen = Instant::now();
+        if self.closing {
+            // Waiting for the writer to send our close frame: only the peer's close counts.
+            if matches!(msg, WsMessage::Close(_)) {
+                ctx.stop();
+            }
+            return;
+        }
         match msg {
             WsMessage::Text(text) => {
                 if self.fragments.is_some() {
