@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod handlers;
