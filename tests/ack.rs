@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use actix_wsc::error::FailureKind;
 use actix_wsc::handlers::{DeliveryTimedOut, SendFailed, TimeoutKind};
 use actix_wsc::hub::{
-    AckOptions, GetRecord, GetReliability, RetryFailedMessage, SendWithAck, Subscribe,
+    AckOptions, DeliveryOutcome, GetRecord, GetReliability, RetryFailedMessage, SendWithAck,
+    Subscribe,
 };
 use actix_wsc::protocol::Envelope;
 use actix_wsc::supervision::{MessageStatus, Restart};
@@ -38,20 +39,34 @@ async fn ack(c: &mut Client, id: &str) {
     c.send_json(&json!({"type":"ack","id":id})).await;
 }
 
-#[actix_web::test]
-async fn ack_confirmed_on_first_try() {
-    let server = start(ack_config()).await;
-    let (mut u, _) = connect(&server, "user_id=u").await;
+/// Starts a send-with-ack (default options) in the background; resolves to its outcome.
+fn spawn_send_with_ack(
+    server: &TestServer,
+    user: &str,
+    envelope: Envelope,
+) -> tokio::task::JoinHandle<DeliveryOutcome> {
     let hub = server.hub.clone();
-    let pending = actix_rt::spawn(async move {
+    let user_id = user.into();
+    actix_rt::spawn(async move {
         hub.send(SendWithAck {
-            user_id: "u".into(),
-            envelope: Envelope::system_text("please confirm").with_id("a1"),
+            user_id,
+            envelope,
             options: AckOptions::default(),
         })
         .await
         .expect("hub")
-    });
+    })
+}
+
+#[actix_web::test]
+async fn ack_confirmed_on_first_try() {
+    let server = start(ack_config()).await;
+    let (mut u, _) = connect(&server, "user_id=u").await;
+    let pending = spawn_send_with_ack(
+        &server,
+        "u",
+        Envelope::system_text("please confirm").with_id("a1"),
+    );
     let m = next_ack_request(&mut u).await;
     assert_eq!(m["id"], "a1");
     ack(&mut u, "a1").await;
@@ -93,16 +108,7 @@ async fn acked_after_the_second_resend_with_the_same_id_and_backoff() {
     let config = ack_config();
     let server = start(config.clone()).await;
     let (mut u, _) = connect(&server, "user_id=u").await;
-    let hub = server.hub.clone();
-    let pending = actix_rt::spawn(async move {
-        hub.send(SendWithAck {
-            user_id: "u".into(),
-            envelope: Envelope::system_text("again").with_id("r1"),
-            options: AckOptions::default(),
-        })
-        .await
-        .expect("hub")
-    });
+    let pending = spawn_send_with_ack(&server, "u", Envelope::system_text("again").with_id("r1"));
     let mut seen = Vec::new();
     for _ in 0..3 {
         let m = next_ack_request(&mut u).await;
@@ -145,16 +151,11 @@ async fn final_timeout_fires_handlers_and_marks_ack_timeout_then_retry_failed_re
     server.hub.send(Subscribe(sf_tx)).await.expect("hub");
     let (mut u, _) = connect(&server, "user_id=u").await;
     let outcome = {
-        let hub = server.hub.clone();
-        let pending = actix_rt::spawn(async move {
-            hub.send(SendWithAck {
-                user_id: "u".into(),
-                envelope: Envelope::system_text("never acked").with_id("t1"),
-                options: AckOptions::default(),
-            })
-            .await
-            .expect("hub")
-        });
+        let pending = spawn_send_with_ack(
+            &server,
+            "u",
+            Envelope::system_text("never acked").with_id("t1"),
+        );
         for _ in 0..3 {
             assert_eq!(next_ack_request(&mut u).await["id"], "t1");
         }
@@ -211,16 +212,7 @@ async fn final_timeout_fires_handlers_and_marks_ack_timeout_then_retry_failed_re
 async fn duplicate_and_unknown_acks_are_harmless() {
     let server = start(ack_config()).await;
     let (mut u, _) = connect(&server, "user_id=u").await;
-    let hub = server.hub.clone();
-    let pending = actix_rt::spawn(async move {
-        hub.send(SendWithAck {
-            user_id: "u".into(),
-            envelope: Envelope::system_text("x").with_id("d1"),
-            options: AckOptions::default(),
-        })
-        .await
-        .expect("hub")
-    });
+    let pending = spawn_send_with_ack(&server, "u", Envelope::system_text("x").with_id("d1"));
     next_ack_request(&mut u).await;
     ack(&mut u, "d1").await;
     ack(&mut u, "d1").await;
@@ -243,16 +235,11 @@ async fn restarted_supervision_actors_lose_no_pending_ack_or_retry() {
     let server = start(config).await;
     let rel = server.hub.send(GetReliability).await.expect("hub");
     let (mut u, _) = connect(&server, "user_id=u").await;
-    let hub = server.hub.clone();
-    let pending = actix_rt::spawn(async move {
-        hub.send(SendWithAck {
-            user_id: "u".into(),
-            envelope: Envelope::system_text("survives").with_id("s1"),
-            options: AckOptions::default(),
-        })
-        .await
-        .expect("hub")
-    });
+    let pending = spawn_send_with_ack(
+        &server,
+        "u",
+        Envelope::system_text("survives").with_id("s1"),
+    );
     assert_eq!(next_ack_request(&mut u).await["id"], "s1");
     // The ack wait is armed; restart the tracker (its timers die with its context).
     rel.ack_tracker().expect("running").send(Restart).await.ok();

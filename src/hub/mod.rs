@@ -146,10 +146,10 @@ impl Hub {
         let report = self.router.route(target, envelope.clone(), exclude);
         self.report_failures(report.failures(&envelope));
         if let Some(stored) = self.rel.store_offline(&report.offline_users, &envelope) {
-            let id = envelope.id.clone();
+            let (rel, users) = (self.rel.clone(), report.offline_users.clone());
             actix_rt::spawn(async move {
                 if let Err(e) = stored.await {
-                    log::error!("cannot store message id={id} for offline users: {e}");
+                    rel.report_store_error(&envelope, &users, &e);
                 }
             });
         }
