@@ -56,6 +56,9 @@ pub struct StoreConfig {
     pub batch_window_ms: u64,
     /// A batch is committed at once when it holds this many writes. Defaults to 1000.
     pub max_batch: usize,
+    /// Cap on the SQLite database size in bytes (0: none). Over it, stores fail as on a full
+    /// disk and the failure handlers hear about it. Defaults to 0.
+    pub max_db_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -67,6 +70,7 @@ impl Default for StoreConfig {
             ttl_ms: 7 * 24 * 3600 * 1000,
             batch_window_ms: 2,
             max_batch: 1000,
+            max_db_bytes: 0,
         }
     }
 }
@@ -238,6 +242,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WSC_STORE_PLAIN", "store.store_plain"),
     ("WSC_OFFLINE_CAP", "store.per_user_cap"),
     ("WSC_OFFLINE_TTL_MS", "store.ttl_ms"),
+    ("WSC_MAX_DB_BYTES", "store.max_db_bytes"),
 ];
 
 fn setter(name: &str) -> Option<Setter> {
@@ -337,6 +342,10 @@ fn setter(name: &str) -> Option<Setter> {
         },
         "WSC_OFFLINE_TTL_MS" => |c, n, v| {
             c.store.ttl_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_MAX_DB_BYTES" => |c, n, v| {
+            c.store.max_db_bytes = num(n, v)?;
             Ok(())
         },
         _ => return None,

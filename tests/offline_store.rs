@@ -318,3 +318,48 @@ async fn store_failures_reach_the_handlers_and_the_callers() {
     a.assert_alive().await;
     let _ = Duration::ZERO;
 }
+
+#[actix_web::test]
+async fn a_full_sqlite_database_fails_stores_cleanly() {
+    let dir = std::env::temp_dir().join(format!("wsc-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = fast_config();
+    config.server.data_dir = dir.clone();
+    config.store.backend = Some(StoreBackend::Sqlite);
+    config.store.max_db_bytes = 64 * 1024; // a "disk" of 64 KiB
+    let hub = Hub::from_config(config).expect("open").start();
+    let server = start_existing(hub).await;
+    let (sf_tx, mut send_failed) = collector::<SendFailed>();
+    server.hub.send(Subscribe(sf_tx)).await.expect("hub");
+    let big = "x".repeat(2048);
+    let mut stored = 0;
+    let mut error = None;
+    for i in 0..200 {
+        let r = send_tracked(
+            &server,
+            "far",
+            Envelope::system_text(big.clone()).with_id(format!("big{i}")),
+        )
+        .await;
+        match r.store_error {
+            Some(e) => {
+                error = Some(e);
+                break;
+            }
+            None => stored += 1,
+        }
+    }
+    let error = error.expect("the database filled up within 200 messages");
+    assert!(stored > 0, "some fit before it was full");
+    assert!(error.to_string().contains("full"), "{error}");
+    let ev = wait_for(&mut send_failed, |e| e.reason == FailureKind::Internal).await;
+    assert!(ev.error.contains("full"), "{}", ev.error);
+    // The hub keeps serving live traffic, and what was stored is still delivered.
+    let (mut far, _) = connect(&server, "user_id=far").await;
+    assert_eq!(far.next_json().await["id"], "big0");
+    let (mut near, _) = connect(&server, "user_id=near").await;
+    near.send_json(&json!({"type":"text","to":"near","content":"still up"}))
+        .await;
+    assert_eq!(near.next_json().await["content"], "still up");
+    let _ = std::fs::remove_dir_all(&dir);
+}

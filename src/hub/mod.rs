@@ -81,7 +81,10 @@ impl Hub {
     pub fn from_config(config: Config) -> Result<Self, StoreError> {
         let store: Box<dyn Store> = match config.store.backend.unwrap_or(StoreBackend::Memory) {
             StoreBackend::Memory => Box::new(MemoryStore::default()),
-            StoreBackend::Sqlite => Box::new(SqliteStore::open(&config.server.data_dir)?),
+            StoreBackend::Sqlite => Box::new(SqliteStore::open_limited(
+                &config.server.data_dir,
+                config.store.max_db_bytes,
+            )?),
         };
         Ok(Hub::new(config).with_store(store))
     }

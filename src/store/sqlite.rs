@@ -25,6 +25,12 @@ impl SqliteStore {
     /// Opens (creating and migrating) the database in `dir`; a clear error if the directory
     /// cannot be created or written.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_limited(dir, 0)
+    }
+
+    /// Like [`SqliteStore::open`], with the database capped at about `max_bytes` (0: no cap).
+    /// Over the cap, writes fail as on a full disk ("database or disk is full").
+    pub fn open_limited(dir: &Path, max_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::DataDir(format!("cannot create {}: {e}", dir.display())))?;
         let probe = dir.join(".wsc-write-test");
@@ -36,6 +42,20 @@ impl SqliteStore {
             .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))?;
         let mut store = SqliteStore { conn, path };
         store.migrate()?;
+        if max_bytes > 0 {
+            let page: i64 = store
+                .conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(backend)?;
+            let pages = (max_bytes as i64 / page.max(1)).max(1);
+            // Returns the new maximum; read it so the pragma runs as a query.
+            let _: i64 = store
+                .conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })
+                .map_err(backend)?;
+        }
         Ok(store)
     }
 
