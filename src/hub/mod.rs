@@ -499,6 +499,3 @@ impl Handler<Shutdown> for Hub {
         })
     }
 }
-
-/// The longest a single close waits before it is forced (see [`Shutdown`]).
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
