@@ -82,13 +82,12 @@ async fn offline(users: usize, per_user: usize) {
     let started = Instant::now();
     // Every send resolves only once its message is durable.
     let sends = (0..total).map(|i| {
-        hub.send(SendTracked {
-            target: Target::User(format!("off{}", i % users).into()),
-            envelope: Envelope::system_text(format!(
+        hub.send(SendTracked::new(
+            Target::User(format!("off{}", i % users).into()),
+            Envelope::system_text(format!(
                 "{i:08}-payload-of-about-64-bytes-xxxxxxxxxxxxxxxxxxxxxxx"
             )),
-            options: None,
-        })
+        ))
     });
     let reports = join_all(sends).await;
     let stored: usize = reports

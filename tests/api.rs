@@ -195,3 +195,63 @@ async fn message_records_show_what_happened() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[actix_web::test]
+async fn tags_expiry_and_record_queries() {
+    let mut config = fast_config();
+    config.ack.ack_timeout_ms = 150;
+    let server = start(config).await;
+    let rel = server
+        .hub
+        .send(actix_wsc::hub::GetReliability)
+        .await
+        .expect("hub");
+    let url = server.http_url("/api/send");
+    let (status, _) = post(
+        &url,
+        None,
+        r#"{"id":"t-1","to":"away","tags":["order-42","vip"]}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let settled = rel.records().wait_final(&"t-1".into());
+    tokio::time::timeout(WAIT, settled)
+        .await
+        .expect("settled")
+        .expect("record");
+    let (_, record) = get(&server.http_url("/api/messages/t-1"), None).await;
+    assert_eq!(record["tags"], json!(["order-42", "vip"]));
+
+    // Expiry: an unacknowledged message past its lifetime is not resent; it ends `expired`.
+    let (mut u, _) = connect(&server, "user_id=slowpoke").await;
+    let done = rel.records().wait_final(&"e-1".into());
+    let (status, _) = post(
+        &url,
+        None,
+        r#"{"id":"e-1","to":"slowpoke","require_ack":true,"expires_in_ms":50}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(u.next_json().await["id"], "e-1");
+    let record = tokio::time::timeout(WAIT, done)
+        .await
+        .expect("settled")
+        .expect("record");
+    assert_eq!(
+        record.status,
+        actix_wsc::supervision::MessageStatus::Expired
+    );
+    assert_eq!(record.attempts.len(), 1, "not resent after expiry");
+
+    let (status, list) = get(&server.http_url("/api/messages?status=user_offline"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["messages"][0]["id"], "t-1");
+    let (_, failed) = get(&server.http_url("/api/messages?status=failed"), None).await;
+    assert_eq!(failed["count"], 2, "{failed}");
+    let (_, retryable) = get(&server.http_url("/api/messages?status=retryable"), None).await;
+    assert_eq!(retryable["count"], 1, "expired ones are not retryable");
+    let (status, body) = get(&server.http_url("/api/messages?status=bogus"), None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_frame");
+}

@@ -26,11 +26,7 @@ async fn send_tracked(
 ) -> actix_wsc::hub::SendReport {
     server
         .hub
-        .send(SendTracked {
-            target: Target::User(user.into()),
-            envelope,
-            options: None,
-        })
+        .send(SendTracked::new(Target::User(user.into()), envelope))
         .await
         .expect("hub")
 }

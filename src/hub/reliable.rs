@@ -24,6 +24,44 @@ pub struct SendTracked {
     pub envelope: Envelope,
     /// Ack and retry options (see [`crate::supervision::Reliability::default_options`]).
     pub options: Option<TrackOptions>,
+    /// Application tags kept on the record.
+    pub tags: Vec<String>,
+    /// After this long the message is not sent again (overrides `options`).
+    pub expires_in: Option<Duration>,
+}
+
+impl SendTracked {
+    /// Default options from the configuration, no tags, no expiry.
+    pub fn new(target: Target, envelope: Envelope) -> Self {
+        SendTracked {
+            target,
+            envelope,
+            options: None,
+            tags: Vec::new(),
+            expires_in: None,
+        }
+    }
+}
+
+/// Which records [`QueryRecords`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFilter {
+    /// Records with this status.
+    Status(MessageStatus),
+    /// Records in any failure status.
+    Failed,
+    /// Failed records that may still be retried (not expired).
+    Retryable,
+}
+
+/// Lists records, oldest first, at most `limit`.
+#[derive(Message)]
+#[rtype(result = "Vec<MessageRecord>")]
+pub struct QueryRecords {
+    /// Which.
+    pub filter: RecordFilter,
+    /// At most this many.
+    pub limit: usize,
 }
 
 /// What [`SendTracked`] did.
@@ -172,13 +210,20 @@ impl Handler<SendTracked> for Hub {
     type Result = ResponseFuture<SendReport>;
 
     fn handle(&mut self, msg: SendTracked, _: &mut Context<Self>) -> Self::Result {
-        let options = msg
+        let mut options = msg
             .options
             .unwrap_or_else(|| self.rel.default_options(msg.envelope.require_ack));
+        if msg.expires_in.is_some() {
+            options.expires_in = msg.expires_in;
+        }
         let envelope = msg.envelope.clone();
         let route = self
             .rel
             .send_tracked(msg.target, msg.envelope, options, None);
+        if !msg.tags.is_empty() {
+            let tags = msg.tags;
+            self.rel.records().update(&envelope.id, |r| r.tags = tags);
+        }
         let stored = self.rel.store_offline(&route.offline_users, &envelope);
         let rel = self.rel.clone();
         Box::pin(async move {
@@ -277,6 +322,21 @@ impl Handler<GetRecord> for Hub {
 
     fn handle(&mut self, msg: GetRecord, _: &mut Context<Self>) -> Self::Result {
         self.rel.records().get(&msg.id)
+    }
+}
+
+impl Handler<QueryRecords> for Hub {
+    type Result = MessageResult<QueryRecords>;
+
+    fn handle(&mut self, msg: QueryRecords, _: &mut Context<Self>) -> Self::Result {
+        let records = self.rel.records();
+        let mut list = match msg.filter {
+            RecordFilter::Status(s) => records.by_status(s),
+            RecordFilter::Failed => records.failed(),
+            RecordFilter::Retryable => records.retryable(),
+        };
+        list.truncate(msg.limit);
+        MessageResult(list)
     }
 }
 

@@ -7,8 +7,11 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::{error_response, ServerState};
-use crate::hub::{GetOnlineUsers, GetRecord, GetStats, SendTracked, Target};
+use crate::hub::{
+    GetOnlineUsers, GetRecord, GetStats, QueryRecords, RecordFilter, SendTracked, Target,
+};
 use crate::protocol::{Envelope, ErrorCode, MessageId, MessageType, Priority};
+use crate::supervision::MessageStatus;
 
 /// An API failure: status, code and message, rendered as a JSON error body.
 #[derive(Debug)]
@@ -103,13 +106,25 @@ struct SendBody {
     reply_to_msg_id: Option<String>,
     #[serde(default)]
     require_ack: bool,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    expires_in_ms: Option<u64>,
+}
+
+/// A parsed `/api/send` body.
+struct SendRequest {
+    target: Target,
+    envelope: Envelope,
+    tags: Vec<String>,
+    expires_in: Option<std::time::Duration>,
 }
 
 fn bad(code: ErrorCode, message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code.as_str(), message)
 }
 
-fn parse_send(body: &[u8]) -> Result<(Target, Envelope), ApiError> {
+fn parse_send(body: &[u8]) -> Result<SendRequest, ApiError> {
     let b: SendBody = serde_json::from_slice(body).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidFrame,
@@ -168,7 +183,12 @@ fn parse_send(body: &[u8]) -> Result<(Target, Envelope), ApiError> {
     envelope.priority = priority;
     envelope.reply_to_msg_id = nonempty(b.reply_to_msg_id).map(Into::into);
     envelope.require_ack = b.require_ack;
-    Ok((target, envelope))
+    Ok(SendRequest {
+        target,
+        envelope,
+        tags: b.tags,
+        expires_in: b.expires_in_ms.map(std::time::Duration::from_millis),
+    })
 }
 
 /// `POST /api/send`: 200 `accepted` when the hub routed the message to at least one session
@@ -180,11 +200,13 @@ pub(crate) async fn send(
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
     authorized(&req, &state)?;
-    let (target, envelope) = parse_send(&body)?;
+    let req = parse_send(&body)?;
     let send = SendTracked {
-        target,
-        envelope,
+        target: req.target,
+        envelope: req.envelope,
         options: None,
+        tags: req.tags,
+        expires_in: req.expires_in,
     };
     let sent = state.hub.send(send).await.map_err(hub_down)?;
     let report = &sent.route;
@@ -243,6 +265,44 @@ pub(crate) async fn message(
             format!("no record for message {id}"),
         )),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RecordsQuery {
+    status: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /api/messages?status=S[&limit=N]`: records with a status (`pending` ... `expired`),
+/// or `failed` (any failure) or `retryable`, oldest first, 100 by default, 1000 at most.
+pub(crate) async fn messages(
+    req: HttpRequest,
+    q: web::Query<RecordsQuery>,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, ApiError> {
+    authorized(&req, &state)?;
+    let filter = match q.status.as_str() {
+        "failed" => RecordFilter::Failed,
+        "retryable" => RecordFilter::Retryable,
+        other => {
+            let status: MessageStatus = serde_json::from_value(serde_json::Value::from(other))
+                .map_err(|_| {
+                    bad(
+                        ErrorCode::InvalidFrame,
+                        &format!("unknown status `{other}`"),
+                    )
+                })?;
+            RecordFilter::Status(status)
+        }
+    };
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let list = state
+        .hub
+        .send(QueryRecords { filter, limit })
+        .await
+        .map_err(hub_down)?;
+    Ok(HttpResponse::Ok().json(json!({"count": list.len(), "messages": list})))
 }
 
 /// `GET /api/online`.

@@ -87,6 +87,7 @@ impl WscServer {
                         .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
                         .route(web::post().to(api::send)),
                 )
+                .route("/api/messages", web::get().to(api::messages))
                 .route("/api/messages/{id}", web::get().to(api::message))
                 .route("/api/online", web::get().to(api::online))
                 .route("/api/stats", web::get().to(api::stats))

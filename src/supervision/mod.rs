@@ -83,6 +83,8 @@ pub struct TrackOptions {
     pub ack_timeout: Duration,
     /// Retries allowed.
     pub max_retries: u32,
+    /// After this long the message is not sent again (its record becomes `expired`).
+    pub expires_in: Option<Duration>,
 }
 
 /// The reliability layer: the records and the three supervised actors. Cheap to clone.
@@ -308,6 +310,7 @@ impl Reliability {
             retry_on_failure: false,
             ack_timeout: Duration::from_millis(c.ack.ack_timeout_ms),
             max_retries: c.retry.max_retries,
+            expires_in: None,
         }
     }
 
@@ -346,6 +349,9 @@ impl Reliability {
         );
         record.retry_on_failure = options.retry_on_failure;
         record.max_retries = options.max_retries;
+        record.expires_at_ms = options
+            .expires_in
+            .map(|d| now_ms().saturating_add(d.as_millis() as u64));
         let id = record.id.clone();
         self.inner.records.insert(record);
         self.attempt(&id, &target, Arc::new(envelope), exclude)

@@ -28,6 +28,19 @@ impl RetryActor {
         if record.status != MessageStatus::Retrying || !record.retry_users.contains(&user) {
             return; // acknowledged or settled meanwhile
         }
+        if record.expires_at_ms.is_some_and(|e| e <= now_ms()) {
+            // Too late to send again: the classifier settles it as expired.
+            let envelope = Arc::new(record.envelope);
+            let f = super::failure(
+                crate::error::FailureKind::Expired,
+                &envelope,
+                Some(user),
+                None,
+                "expired before the retry",
+            );
+            self.rel.report(vec![f]);
+            return;
+        }
         self.rel.records().update(&id, |r| {
             r.retry_users.retain(|u| *u != user);
             r.next_retry_at_ms = None;
