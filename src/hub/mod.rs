@@ -38,7 +38,7 @@ use crate::protocol::{CloseCode, Envelope};
 use crate::session::{CloseSession, Inbox, Outgoing};
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError, StoreHandle};
 use crate::supervision::{
-    failure, DeliveriesFailed, DeliveryFailed, Records, Reliability, SessionLost,
+    unwritten_failures, DeliveriesFailed, DeliveryFailed, Records, Reliability, SessionLost,
 };
 
 /// The hub actor. Start it with [`Hub::new`] and `Actor::start`, then mount
@@ -238,18 +238,12 @@ fn undelivered(
     frames: Vec<crate::protocol::OutboundFrame>,
     info: &SessionInfo,
 ) -> Vec<DeliveryFailed> {
-    frames
-        .into_iter()
-        .map(|f| {
-            failure(
-                FailureKind::ConnectionError,
-                f.envelope(),
-                Some(info.user_id.clone()),
-                Some(info.client_id.clone()),
-                "session closed before the frame was written",
-            )
-        })
-        .collect()
+    unwritten_failures(
+        frames,
+        FailureKind::ConnectionError,
+        &info.user_id,
+        &info.client_id,
+    )
 }
 
 impl Actor for Hub {

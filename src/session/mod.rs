@@ -26,7 +26,7 @@ use crate::hub::{Connected, Disconnect, Hub, Router, SessionEnded, SessionInfo};
 use crate::protocol::control;
 use crate::protocol::{CloseCode, ErrorCode, MessageId, OutboundFrame};
 use crate::supervision::Reliability;
-use crate::supervision::{failure, DeliveriesFailed};
+use crate::supervision::{unwritten_failures, DeliveriesFailed};
 
 /// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
 #[derive(Debug, Clone, Message)]
@@ -129,18 +129,12 @@ impl Session {
         if self.deregistered {
             if !self.undelivered.is_empty() {
                 let frames = std::mem::take(&mut self.undelivered);
-                let failures = frames
-                    .iter()
-                    .map(|f| {
-                        failure(
-                            FailureKind::ConnectionError,
-                            f.envelope(),
-                            Some(self.info.user_id.clone()),
-                            Some(self.info.client_id.clone()),
-                            "session closed before the frame was written",
-                        )
-                    })
-                    .collect();
+                let failures = unwritten_failures(
+                    frames,
+                    FailureKind::ConnectionError,
+                    &self.info.user_id,
+                    &self.info.client_id,
+                );
                 self.hub.do_send(DeliveriesFailed { failures });
             }
             return;

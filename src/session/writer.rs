@@ -11,7 +11,7 @@ use super::queue::{Closing, Inbox, Outgoing};
 use crate::error::FailureKind;
 use crate::hub::Hub;
 use crate::protocol::{ClientId, CloseCode, OutboundFrame, UserId};
-use crate::supervision::{failure, DeliveriesFailed};
+use crate::supervision::{unwritten_failures, DeliveriesFailed};
 
 /// Bytes taken from the queue per batch: large enough to fill a socket write, small enough
 /// that a later high-priority frame does not wait behind much.
@@ -43,23 +43,7 @@ impl WriterCtx {
         if frames.is_empty() {
             return;
         }
-        let detail = match kind {
-            FailureKind::QueueFull => "dropped from an overflowed outbound queue",
-            FailureKind::WriteTimeout => "socket write made no progress",
-            _ => "session closed before the frame was written",
-        };
-        let failures = frames
-            .into_iter()
-            .map(|f| {
-                failure(
-                    kind,
-                    f.envelope(),
-                    Some(self.user_id.clone()),
-                    Some(self.client_id.clone()),
-                    detail,
-                )
-            })
-            .collect();
+        let failures = unwritten_failures(frames, kind, &self.user_id, &self.client_id);
         self.hub.do_send(DeliveriesFailed { failures });
     }
 }

@@ -437,3 +437,30 @@ pub(crate) fn failure(
         detail: detail.into(),
     }
 }
+
+/// Failures for frames a session was handed but never wrote (one place for the three paths
+/// that find them: the hub closing a session, the session deregistering, the writer failing).
+pub(crate) fn unwritten_failures(
+    frames: Vec<OutboundFrame>,
+    kind: FailureKind,
+    user_id: &crate::protocol::UserId,
+    client_id: &ClientId,
+) -> Vec<DeliveryFailed> {
+    let detail = match kind {
+        FailureKind::QueueFull => "dropped from an overflowed outbound queue",
+        FailureKind::WriteTimeout => "socket write made no progress",
+        _ => "session closed before the frame was written",
+    };
+    frames
+        .iter()
+        .map(|f| {
+            failure(
+                kind,
+                f.envelope(),
+                Some(user_id.clone()),
+                Some(client_id.clone()),
+                detail,
+            )
+        })
+        .collect()
+}
