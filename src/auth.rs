@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use serde_json::{Map, Value};
 
-use crate::hub::SessionInfo;
+use crate::model::SessionInfo;
 use crate::protocol::{UserId, UserType};
 
 /// What a client presented at upgrade (query string or headers, PROTOCOL.md section 1).

@@ -59,6 +59,12 @@ pub struct StoreConfig {
     /// Cap on the SQLite database size in bytes (0: none). Over it, stores fail as on a full
     /// disk and the failure handlers hear about it. Defaults to 0.
     pub max_db_bytes: u64,
+    /// A record still in flight is written to the store once it is this old (a delivery
+    /// acknowledged sooner is never written while in flight). Defaults to 100.
+    pub persist_delay_ms: u64,
+    /// Also write records of messages acknowledged before they were ever written (an audit
+    /// trail on disk, at the cost of one row per message). Defaults to false.
+    pub persist_acked: bool,
 }
 
 impl Default for StoreConfig {
@@ -71,6 +77,8 @@ impl Default for StoreConfig {
             batch_window_ms: 2,
             max_batch: 1000,
             max_db_bytes: 0,
+            persist_delay_ms: 100,
+            persist_acked: false,
         }
     }
 }
@@ -108,6 +116,9 @@ pub struct HubConfig {
     pub node_id: String,
     /// Message records that reached an outcome are kept this long. Defaults to 3600000.
     pub records_retention_ms: u64,
+    /// At most this many records in memory (records in flight and failed ones always stay;
+    /// older settled ones are read from the store). Defaults to 100000.
+    pub max_records_in_memory: usize,
 }
 
 impl Default for HubConfig {
@@ -115,6 +126,7 @@ impl Default for HubConfig {
         HubConfig {
             node_id: "n-1".into(),
             records_retention_ms: 3_600_000,
+            max_records_in_memory: 100_000,
         }
     }
 }

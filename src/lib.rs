@@ -6,8 +6,14 @@
 //!
 //! ## Layout
 //! - [`protocol`]: wire frames, ids, control frames, close codes (no actors)
-//! - [`hub`]: the hub actor, its messages, the pure routing table, shared routing
-//! - [`session`]: the session actor, its byte-bounded priority queue and writer
+//! - [`model`]: the shared data types (session info, targets, message records, failures) and
+//!   the one state machine of a message's life; imports only `protocol` and `error`
+//! - [`routing`]: the pure routing table, the shared router, the session inbox
+//! - [`delivery`]: the one delivery path, the record book, offline store-and-forward
+//! - [`supervision`]: the ACK tracker, retry actor and failure classifier
+//! - [`store`]: the durable store (SQLite) and the in-memory one
+//! - [`hub`]: the hub actor and its messages
+//! - [`session`]: the session actor and its writer
 //! - [`handlers`]: typed events applications subscribe to with their own actors
 //! - [`auth`]: authenticator and welcome provider
 //! - [`server`]: actix-web wiring to mount in your own `App`
@@ -34,10 +40,13 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod handlers;
 pub mod hub;
+pub mod model;
 pub mod protocol;
+pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;

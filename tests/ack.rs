@@ -12,7 +12,7 @@ use actix_wsc::hub::{
     Subscribe,
 };
 use actix_wsc::protocol::Envelope;
-use actix_wsc::supervision::{MessageStatus, Restart};
+use actix_wsc::supervision::{MessageKey, MessageStatus, Restart};
 use common::*;
 use serde_json::json;
 
@@ -91,7 +91,7 @@ async fn client_to_client_reliable_message_and_go_wsc_ack_shape() {
     assert_eq!(m["id"], "c1");
     let rx = {
         let rel = server.hub.send(GetReliability).await.expect("hub");
-        rel.records().wait_final(&"c1".into())
+        rel.records().wait_final(&MessageKey::new("alice", "c1"))
     };
     // go-wsc's acknowledgement shape is accepted too.
     bob.send_json(&json!({"message_id":"c1","status":"confirmed"}))
@@ -174,30 +174,26 @@ async fn final_timeout_fires_handlers_and_marks_ack_timeout_then_retry_failed_re
     assert_eq!(ev.reason, FailureKind::RetriesExhausted);
     let record = server
         .hub
-        .send(GetRecord { id: "t1".into() })
+        .send(GetRecord {
+            key: MessageKey::new("system", "t1"),
+        })
         .await
         .expect("hub")
         .expect("record");
     assert_eq!(record.status, MessageStatus::AckTimeout);
 
-    // A late ack is harmless: no error frame, the record keeps its outcome.
-    ack(&mut u, "t1").await;
-    u.assert_quiet().await;
-    let record = server
-        .hub
-        .send(GetRecord { id: "t1".into() })
-        .await
-        .expect("hub");
-    assert_eq!(record.map(|r| r.status), Some(MessageStatus::AckTimeout));
+    assert!(record.stored_offline, "kept for the next connection");
 
     // retry_failed sends it again with a fresh budget; this time the client acks.
     assert!(server
         .hub
-        .send(RetryFailedMessage { id: "t1".into() })
+        .send(RetryFailedMessage {
+            key: MessageKey::new("system", "t1")
+        })
         .await
         .expect("hub"));
     let rel = server.hub.send(GetReliability).await.expect("hub");
-    let rx = rel.records().wait_final(&"t1".into());
+    let rx = rel.records().wait_final(&MessageKey::new("system", "t1"));
     assert_eq!(next_ack_request(&mut u).await["id"], "t1");
     ack(&mut u, "t1").await;
     let record = tokio::time::timeout(WAIT, rx)
@@ -206,6 +202,11 @@ async fn final_timeout_fires_handlers_and_marks_ack_timeout_then_retry_failed_re
         .expect("record");
     assert_eq!(record.status, MessageStatus::Acked);
     assert_eq!(record.attempts.len(), 4);
+    assert!(!record.stored_offline, "the stored copy goes once acked");
+
+    // A late ack is harmless: no error frame, the record keeps its outcome.
+    ack(&mut u, "t1").await;
+    u.assert_quiet().await;
 }
 
 #[actix_web::test]
@@ -234,6 +235,12 @@ async fn restarted_supervision_actors_lose_no_pending_ack_or_retry() {
     config.retry.jitter = false;
     let server = start(config).await;
     let rel = server.hub.send(GetReliability).await.expect("hub");
+    let sup = server
+        .hub
+        .send(actix_wsc::hub::GetSupervisors)
+        .await
+        .expect("hub")
+        .expect("started");
     let (mut u, _) = connect(&server, "user_id=u").await;
     let pending = spawn_send_with_ack(
         &server,
@@ -242,12 +249,17 @@ async fn restarted_supervision_actors_lose_no_pending_ack_or_retry() {
     );
     assert_eq!(next_ack_request(&mut u).await["id"], "s1");
     // The ack wait is armed; restart the tracker (its timers die with its context).
-    rel.ack_tracker().expect("running").send(Restart).await.ok();
+    sup.ack_tracker.send(Restart).await.ok();
     // The re-armed deadline still fires and a retry gets scheduled; restart the retry actor
     // while that retry waits, and the classifier again.
     let rx_retrying = async {
         loop {
-            if rel.records().get(&"s1".into()).map(|r| r.status) == Some(MessageStatus::Retrying) {
+            if rel
+                .records()
+                .get(&MessageKey::new("system", "s1"))
+                .map(|r| r.status)
+                == Some(MessageStatus::Retrying)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -259,8 +271,8 @@ async fn restarted_supervision_actors_lose_no_pending_ack_or_retry() {
     // The classifier answers only after the handler that scheduled the retry returned, so
     // the retry actor has the ScheduleRetry queued before its Restart: the armed timer dies
     // with the restart and must be re-armed from the records.
-    rel.classifier().expect("running").send(Restart).await.ok();
-    rel.retry_actor().expect("running").send(Restart).await.ok();
+    sup.classifier.send(Restart).await.ok();
+    sup.retry_actor.send(Restart).await.ok();
     // The resend still comes, with the same id.
     assert_eq!(next_ack_request(&mut u).await["id"], "s1");
     ack(&mut u, "s1").await;

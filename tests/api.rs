@@ -2,6 +2,7 @@
 
 mod common;
 
+use actix_wsc::supervision::MessageKey;
 use common::*;
 use serde_json::{json, Value};
 
@@ -156,7 +157,9 @@ async fn message_records_show_what_happened() {
         .send(actix_wsc::hub::GetReliability)
         .await
         .expect("hub");
-    let done = rel.records().wait_final(&"rec-1".into());
+    let done = rel
+        .records()
+        .wait_final(&MessageKey::new("system", "rec-1"));
     let m = alice.next_json().await;
     assert_eq!(m["require_ack"], true);
     alice.send_json(&json!({"type":"ack","id":"rec-1"})).await;
@@ -180,7 +183,9 @@ async fn message_records_show_what_happened() {
     assert_eq!(status, 202);
     assert_eq!(body["id"], "rec-2");
     // The classifier settles the record asynchronously; wait for its outcome.
-    let settled = rel.records().wait_final(&"rec-2".into());
+    let settled = rel
+        .records()
+        .wait_final(&MessageKey::new("system", "rec-2"));
     tokio::time::timeout(WAIT, settled)
         .await
         .expect("settled")
@@ -214,7 +219,7 @@ async fn tags_expiry_and_record_queries() {
     )
     .await;
     assert_eq!(status, 202);
-    let settled = rel.records().wait_final(&"t-1".into());
+    let settled = rel.records().wait_final(&MessageKey::new("system", "t-1"));
     tokio::time::timeout(WAIT, settled)
         .await
         .expect("settled")
@@ -224,7 +229,7 @@ async fn tags_expiry_and_record_queries() {
 
     // Expiry: an unacknowledged message past its lifetime is not resent; it ends `expired`.
     let (mut u, _) = connect(&server, "user_id=slowpoke").await;
-    let done = rel.records().wait_final(&"e-1".into());
+    let done = rel.records().wait_final(&MessageKey::new("system", "e-1"));
     let (status, _) = post(
         &url,
         None,

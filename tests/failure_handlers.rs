@@ -12,7 +12,7 @@ use actix_wsc::error::FailureKind;
 use actix_wsc::handlers::{ConnectionError, SendFailed, UserOffline};
 use actix_wsc::hub::{AckOptions, Dispatch, GetReliability, SendWithAck, SendWithRetry, Subscribe};
 use actix_wsc::protocol::Envelope;
-use actix_wsc::supervision::MessageStatus;
+use actix_wsc::supervision::{MessageKey, MessageStatus};
 use common::*;
 use serde_json::json;
 
@@ -82,9 +82,11 @@ async fn connection_error_fires_when_the_socket_dies_with_a_delivery_in_flight()
     );
     let ev = wait_for(&mut send_failed, |_| true).await;
     assert_eq!(ev.message.id.as_str(), "f1");
-    assert_eq!(ev.reason, FailureKind::RetriesExhausted);
+    // The user has no session left: no resend, the message waits in the store.
+    assert_eq!(ev.reason, FailureKind::ConnectionError);
     let outcome = pending.await.expect("task");
     assert!(!outcome.success);
+    assert!(outcome.stored_offline, "kept for the next connection");
     assert_eq!(outcome.status, MessageStatus::Failed);
     assert_eq!(
         outcome.attempts[0].error,
@@ -113,7 +115,7 @@ async fn send_with_retry_reports_attempts_and_succeeds_once_the_user_appears() {
     });
     let rel = server.hub.send(GetReliability).await.expect("hub");
     eventually(|| {
-        let r = rel.records().get(&"w1".into());
+        let r = rel.records().get(&MessageKey::new("system", "w1"));
         async move { r.is_some_and(|r| r.retry_count >= 1) }
     })
     .await;

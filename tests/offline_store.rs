@@ -14,8 +14,9 @@ use actix_wsc::hub::{
     Dispatch, GetReliability, Hub, RetryAllFailed, SendTracked, Subscribe, Target,
 };
 use actix_wsc::protocol::{Envelope, MessageId, UserId};
+use actix_wsc::store::DelayedItem;
 use actix_wsc::store::{BatchOutcome, OfflineItem, Store, StoreError};
-use actix_wsc::supervision::{MessageRecord, MessageStatus};
+use actix_wsc::supervision::{MessageKey, MessageRecord, MessageStatus};
 use common::*;
 use serde_json::json;
 
@@ -89,7 +90,7 @@ async fn unacked_message_goes_back_to_the_store_for_the_next_connection() {
     let server = start(config).await;
     let rel = server.hub.send(GetReliability).await.expect("hub");
     let (mut u, _) = connect(&server, "user_id=u").await;
-    let done = rel.records().wait_final(&"k1".into());
+    let done = rel.records().wait_final(&MessageKey::new("system", "k1"));
     send_tracked(
         &server,
         "u",
@@ -125,7 +126,9 @@ async fn unacked_message_goes_back_to_the_store_for_the_next_connection() {
     })
     .await;
     assert_eq!(
-        rel.records().get(&"k1".into()).map(|r| r.status),
+        rel.records()
+            .get(&MessageKey::new("system", "k1"))
+            .map(|r| r.status),
         Some(MessageStatus::Acked)
     );
 }
@@ -227,7 +230,7 @@ async fn sqlite_store_survives_a_hub_restart_with_records() {
     let rel = server.hub.send(GetReliability).await.expect("hub");
     let rec = rel
         .records()
-        .get(&"s-1".into())
+        .get(&MessageKey::new("system", "s-1"))
         .expect("record loaded from disk");
     assert_eq!(rec.status, MessageStatus::UserOffline);
     let (mut dana, _) = connect(&server, "user_id=dana").await;
@@ -268,10 +271,15 @@ impl Store for FullDisk {
     ) -> Result<BatchOutcome, StoreError> {
         Err(StoreError::Backend("database or disk is full".into()))
     }
-    fn fetch_offline(&mut self, _: &UserId, _: usize) -> Result<Vec<OfflineItem>, StoreError> {
+    fn fetch_offline(
+        &mut self,
+        _: &UserId,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<OfflineItem>, StoreError> {
         Err(StoreError::Backend("disk I/O error".into()))
     }
-    fn remove_offline(&mut self, _: &UserId, _: &[MessageId]) -> Result<usize, StoreError> {
+    fn remove_offline(&mut self, _: &UserId, _: &[MessageKey]) -> Result<usize, StoreError> {
         Err(StoreError::Backend("database or disk is full".into()))
     }
     fn purge(&mut self, _: u64, _: u64) -> Result<usize, StoreError> {
@@ -283,12 +291,25 @@ impl Store for FullDisk {
     fn offline_count(&mut self, _: &UserId) -> Result<usize, StoreError> {
         Ok(0)
     }
+    fn get_record(&mut self, _: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(None)
+    }
+    fn save_delayed(&mut self, _: &DelayedItem) -> Result<(), StoreError> {
+        Err(StoreError::Backend("database or disk is full".into()))
+    }
+    fn remove_delayed(&mut self, _: &MessageKey) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 #[actix_web::test]
 async fn store_failures_reach_the_handlers_and_the_callers() {
     let hub = Hub::new(fast_config())
         .with_store(Box::new(FullDisk))
+        .expect("records load")
         .start();
     let server = start_existing(hub).await;
     let (sf_tx, mut send_failed) = collector::<SendFailed>();

@@ -224,7 +224,8 @@ async fn delayed_send_and_priority_field() {
                 .with_priority(actix_wsc::protocol::Priority::Urgent),
         })
         .await
-        .expect("hub");
+        .expect("hub")
+        .expect("persisted");
     let m = next_app(&mut a).await;
     assert!(
         started.elapsed() >= Duration::from_millis(200),

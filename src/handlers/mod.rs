@@ -21,18 +21,20 @@
 //! # }
 //! ```
 
+mod bus;
 mod failures;
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::hub::SessionInfo;
+pub use crate::model::{DisconnectReason, SessionInfo};
+pub(crate) use bus::{publish, Subscribers};
 pub use failures::{
     ConnectionError, DeliveryTimedOut, QueueFull, SendFailed, TimeoutKind, UserOffline,
 };
 
-use crate::protocol::{ClientId, CloseCode, Envelope, UserId};
+use crate::protocol::{ClientId, Envelope, UserId};
 
 /// A session registered with the hub.
 #[derive(Debug, Clone, Message)]
@@ -40,21 +42,6 @@ use crate::protocol::{ClientId, CloseCode, Envelope, UserId};
 pub struct SessionConnected {
     /// The session.
     pub info: SessionInfo,
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DisconnectReason {
-    /// The client sent a close frame (with its code, if any).
-    ClientClosed(Option<u16>),
-    /// The connection ended without a close frame.
-    ConnectionLost,
-    /// The server closed the session with this code and reason (heartbeat timeout 4001,
-    /// slow consumer 4000, replaced 4002, kicked 4500, shutdown 1001, too large 1009, ...).
-    ServerClosed(CloseCode, String),
-    /// A socket write made no progress within `write_timeout_ms`.
-    WriteTimeout,
 }
 
 /// A session left the hub.
@@ -77,4 +64,14 @@ pub struct MessageReceived {
     pub client_id: ClientId,
     /// The message as the hub routes it.
     pub envelope: Arc<Envelope>,
+}
+
+/// A supervised actor was restarted by its supervisor (after a panic or a requested
+/// restart); it rebuilt its state from the records and the store.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ActorRestarted {
+    /// Which actor: `ack_tracker`, `retry_actor`, `failure_classifier`, `store_writer` or
+    /// `store`.
+    pub actor: &'static str,
 }

@@ -6,15 +6,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde::Serialize;
 
-use super::router::{RouteReport, Router};
-use super::stats::HubStats;
-use super::table::{SessionInfo, Target};
+use super::ScheduleError;
 use crate::config::Config;
+use crate::delivery::Reliability;
 use crate::error::{ConnectError, GroupError};
-use crate::handlers::DisconnectReason;
+use crate::model::{DisconnectReason, RouteReport, SessionInfo, Target};
 use crate::protocol::{ClientId, CloseCode, Envelope, GroupId, MessageId, OutboundFrame, UserId};
-use crate::session::{Inbox, Session};
-use crate::supervision::Reliability;
+use crate::routing::{HubStats, Inbox, Router};
+use crate::session::Session;
 
 /// Registers a new session (sent by the WebSocket upgrade handler).
 #[derive(Message)]
@@ -147,10 +146,11 @@ impl Dispatch {
     }
 }
 
-/// Routes a message after a delay; answers with its id at once. Misses at send time reach
-/// the failure handlers.
+/// Routes a message after a delay; answers with its id once the message is persisted (it is
+/// sent after a restart too). Misses at send time reach the failure handlers. A `Matching`
+/// target cannot be persisted and is refused.
 #[derive(Message)]
-#[rtype(result = "MessageId")]
+#[rtype(result = "Result<MessageId, ScheduleError>")]
 pub struct DispatchLater {
     /// How long to wait.
     pub delay: Duration,

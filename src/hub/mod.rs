@@ -5,12 +5,10 @@
 //! lock and one encode per message), so the hub's single thread is not on the hot path of
 //! client-to-client traffic; it handles connects, disconnects, groups and API sends.
 
+mod delayed;
 mod messages;
 mod queries;
 mod reliable;
-mod router;
-mod stats;
-mod table;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,28 +16,28 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+pub use delayed::ScheduleError;
 pub use messages::*;
-pub use queries::GetReliability;
+pub use queries::{GetReliability, GetSupervisors};
 pub use reliable::*;
-pub use router::{RouteReport, Router, SessionFailure, SessionHandle};
-pub use stats::HubStats;
-pub use table::{RoutingTable, Selection, SessionEntry, SessionInfo, SessionPredicate, Target};
 
-pub(crate) use router::publish;
-pub(crate) use stats::Counters;
+pub use crate::model::{RouteReport, SessionFailure, SessionInfo, SessionPredicate, Target};
+pub use crate::routing::{HubStats, Router, RoutingTable, Selection, SessionEntry, SessionHandle};
+
+pub(crate) use crate::handlers::publish;
+pub(crate) use crate::routing::Counters;
 
 use crate::auth::{DefaultWelcome, WelcomeProvider};
 use crate::config::Config;
 use crate::config::StoreBackend;
 use crate::error::FailureKind;
-use crate::handlers::{DisconnectReason, SessionConnected, SessionDisconnected};
+use crate::handlers::{ActorRestarted, SessionConnected, SessionDisconnected};
+use crate::model::{unwritten_failures, DeliveriesFailed, DeliveryFailed};
 use crate::protocol::control::{self, WelcomeInfo};
 use crate::protocol::{CloseCode, Envelope};
-use crate::session::{CloseSession, Inbox, Outgoing};
+use crate::routing::{CloseSession, Inbox, Outgoing};
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError, StoreHandle};
-use crate::supervision::{
-    unwritten_failures, DeliveriesFailed, DeliveryFailed, Records, Reliability, SessionLost,
-};
+use crate::supervision::{Records, Reliability, Supervisors};
 
 /// The hub actor. Start it with [`Hub::new`] and `Actor::start`, then mount
 /// [`crate::server::routes`] in an actix-web `App`.
@@ -53,7 +51,9 @@ pub struct Hub {
     flushing: std::collections::HashSet<u64>,
     welcome: Arc<dyn WelcomeProvider>,
     rel: Reliability,
+    supervisors: Option<Supervisors>,
     pending_store: Option<Box<dyn Store>>,
+    delayed: delayed::Delayed,
 }
 
 impl Hub {
@@ -61,9 +61,17 @@ impl Hub {
     pub fn new(config: Config) -> Self {
         let config = Arc::new(config);
         let router = Router::default();
-        let rel = Reliability::new(router.clone(), Records::default(), config.clone());
+        let h = &config.hub;
+        let records = Records::new(
+            h.max_records_in_memory,
+            config.store.persist_delay_ms,
+            config.store.persist_acked,
+        );
+        let rel = Reliability::new(router.clone(), records, config.clone());
         Hub {
             rel,
+            supervisors: None,
+            delayed: delayed::Delayed::default(),
             config,
             router,
             next_conn: 0,
@@ -86,22 +94,25 @@ impl Hub {
                 config.store.max_db_bytes,
             )?),
         };
-        Ok(Hub::new(config).with_store(store))
+        Hub::new(config).with_store(store)
     }
 
-    /// Uses `store` (instead of the in-memory default), loading the records it holds.
-    pub fn with_store(mut self, mut store: Box<dyn Store>) -> Self {
-        match store.load_records() {
-            Ok(records) => {
-                if !records.is_empty() {
-                    log::info!("loaded {} message records", records.len());
-                }
-                self.rel.records().load(records);
-            }
-            Err(e) => log::error!("cannot load message records: {e}"),
+    /// Uses `store` (instead of the in-memory default), loading the records and delayed
+    /// messages it holds. A store whose records cannot be read is an error: the hub never
+    /// starts empty over a database it could not read.
+    pub fn with_store(mut self, mut store: Box<dyn Store>) -> Result<Self, StoreError> {
+        let records = store.load_records()?;
+        if !records.is_empty() {
+            log::info!("loaded {} message records", records.len());
         }
+        self.rel.records().load(records);
+        let delayed = store.load_delayed()?;
+        if !delayed.is_empty() {
+            log::info!("loaded {} delayed messages", delayed.len());
+        }
+        self.delayed.load(delayed);
         self.pending_store = Some(store);
-        self
+        Ok(self)
     }
 
     /// Uses `provider` for welcome frames.
@@ -139,24 +150,25 @@ impl Hub {
         self.rel.report(failures);
     }
 
+    /// Routes through the one delivery path (tracked when the message asks for acks) and
+    /// stores copies for offline users in the background (errors reach the handlers).
     fn dispatch(
         &self,
         target: &Target,
         envelope: Envelope,
         exclude: Option<&crate::protocol::ClientId>,
     ) -> RouteReport {
-        let envelope = Arc::new(envelope);
-        let report = self.router.route(target, envelope.clone(), exclude);
-        self.report_failures(report.failures(&envelope));
-        if let Some(stored) = self.rel.store_offline(&report.offline_users, &envelope) {
-            let (rel, users) = (self.rel.clone(), report.offline_users.clone());
+        let track = envelope.require_ack.then(|| self.rel.default_options(true));
+        let sent = self
+            .rel
+            .send(target, Arc::new(envelope), exclude, track, Vec::new());
+        if let Some(durable) = sent.durable {
             actix_rt::spawn(async move {
-                if let Err(e) = stored.await {
-                    rel.report_store_error(&envelope, &users, &e);
-                }
+                // Failures were reported to the handlers inside.
+                let _ = durable.await;
             });
         }
-        report
+        sent.report
     }
 
     /// Closes a session's inbox now (so routing stops at once), reports what it held, and
@@ -172,44 +184,11 @@ impl Hub {
         if let Some(dropped) = handle.inbox.close(code, reason, flush) {
             self.report_failures(undelivered(dropped, entry));
         }
-        handle.addr.do_send(CloseSession {
+        handle.close.do_send(CloseSession {
             code,
             reason: reason.to_owned(),
             flush,
         });
-    }
-
-    /// Fetches the user's stored messages and pushes them into the new session's inbox
-    /// (after its welcome frame), if the session is still there.
-    fn deliver_stored(&self, info: &SessionInfo, ctx: &mut Context<Self>) {
-        let Some(store) = self.rel.store().cloned() else {
-            return;
-        };
-        let (user, client, conn) = (info.user_id.clone(), info.client_id.clone(), info.conn);
-        let limit = self.config.store.per_user_cap;
-        let fetch = {
-            let user = user.clone();
-            async move { store.fetch(user, limit).await }
-        };
-        ctx.spawn(fetch.into_actor(self).map(move |res, hub, _| match res {
-            Ok(items) if !items.is_empty() => {
-                let handle = hub
-                    .router
-                    .read()
-                    .get(&client)
-                    .filter(|e| e.info.conn == conn)
-                    .map(|e| e.handle.clone());
-                if let Some(handle) = handle {
-                    log::info!(
-                        "delivering {} stored messages to client_id={client}",
-                        items.len()
-                    );
-                    hub.rel.deliver_stored(&user, &client, &handle, items);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => log::error!("cannot read stored messages of user_id={user}: {e}"),
-        }));
     }
 
     fn sessions_where(
@@ -250,11 +229,27 @@ impl Actor for Hub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.rel.start_actors();
+        let sup = Supervisors::start(&self.rel);
         if let Some(store) = self.pending_store.take() {
-            self.rel
-                .attach_store(StoreHandle::start(store, self.rel.clone()));
+            let router = self.router.clone();
+            let on_restart = Arc::new(move |actor: &'static str| {
+                publish(
+                    &mut router.subscribers().restarted,
+                    &ActorRestarted { actor },
+                );
+            });
+            let handle = StoreHandle::start(
+                store,
+                &self.config.store,
+                Arc::new(self.rel.records().clone()),
+                sup.classifier.clone().recipient(),
+                on_restart,
+            );
+            self.rel.attach_store(handle);
+            self.rel.replay_after_restart();
         }
+        self.supervisors = Some(sup);
+        self.delayed.arm(ctx);
         let retention = self.config.hub.records_retention_ms;
         let every = Duration::from_millis((retention / 10).clamp(1_000, 60_000));
         ctx.run_interval(every, move |hub, _| {
@@ -281,7 +276,7 @@ impl Actor for Hub {
 impl Handler<Connect> for Hub {
     type Result = Result<Connected, crate::error::ConnectError>;
 
-    fn handle(&mut self, mut msg: Connect, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: Connect, _: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
             return Err(crate::error::ConnectError::ShuttingDown);
         }
@@ -289,11 +284,16 @@ impl Handler<Connect> for Hub {
         msg.info.conn = self.next_conn;
         let info = msg.info.clone();
         let inbox = Arc::new(Inbox::new(self.config.session.queue_bytes));
-        // The welcome goes in before the session is routable, so it is always first.
+        // The welcome goes in before the session is routable, so it is always first; live
+        // frames wait behind the user's stored ones.
         inbox.push_control(Outgoing::Control(self.welcome_frame(&info)));
+        if self.rel.store().is_some() {
+            inbox.hold();
+        }
         let handle = SessionHandle {
             inbox: inbox.clone(),
-            addr: msg.addr,
+            overflowed: msg.addr.clone().recipient(),
+            close: msg.addr.recipient(),
         };
         let replaced = self.router.write().insert(msg.info, handle)?;
         if let Some(old) = replaced {
@@ -310,14 +310,17 @@ impl Handler<Connect> for Hub {
                 false,
             );
         }
-        stats::Counters::add(&self.router.counters().total_connections, 1);
+        Counters::add(&self.router.counters().total_connections, 1);
         log::info!(
             "session connected client_id={} user_id={} user_type={}",
             info.client_id,
             info.user_id,
             info.user_type
         );
-        self.deliver_stored(&info, ctx);
+        if self.rel.store().is_some() {
+            self.rel
+                .deliver_backlog(info.user_id.clone(), info.client_id.clone(), inbox.clone());
+        }
         publish(
             &mut self.router.subscribers().connected,
             &SessionConnected { info },
@@ -359,16 +362,9 @@ impl Handler<Disconnect> for Hub {
         if msg.still_flushing {
             self.flushing.insert(msg.conn);
         }
-        if matches!(
-            msg.reason,
-            DisconnectReason::ConnectionLost | DisconnectReason::WriteTimeout
-        ) {
-            if let Some(ack) = self.rel.ack_tracker() {
-                ack.do_send(SessionLost {
-                    client_id: msg.client_id.clone(),
-                    user_id: msg.user_id.clone(),
-                });
-            }
+        if removed.is_some() && !self.router.read().is_online(&msg.user_id) {
+            // The user's last session is gone: what awaited its ack waits in the store.
+            self.rel.user_gone(&msg.user_id, &msg.client_id);
         }
         publish(
             &mut self.router.subscribers().disconnected,
@@ -412,19 +408,6 @@ impl Handler<Dispatch> for Hub {
 
     fn handle(&mut self, msg: Dispatch, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.dispatch(&msg.target, msg.envelope, msg.exclude.as_ref()))
-    }
-}
-
-impl Handler<DispatchLater> for Hub {
-    type Result = MessageResult<DispatchLater>;
-
-    fn handle(&mut self, msg: DispatchLater, ctx: &mut Context<Self>) -> Self::Result {
-        let id = msg.envelope.id.clone();
-        let (target, envelope) = (msg.target, msg.envelope);
-        ctx.run_later(msg.delay, move |hub, _| {
-            hub.dispatch(&target, envelope, None);
-        });
-        MessageResult(id)
     }
 }
 
@@ -485,9 +468,14 @@ impl Handler<Shutdown> for Hub {
         let (tx, rx) = oneshot::channel();
         self.shutdown_waiters.push(tx);
         self.wake_shutdown_waiters();
+        let rel = self.rel.clone();
         Box::pin(async move {
             if tokio::time::timeout(msg.timeout, rx).await.is_err() {
                 log::warn!("shutdown: sessions still open after {:?}", msg.timeout);
+            }
+            // Unacked deliveries (and frames that were never written) go to the store.
+            if let Err(e) = rel.persist_in_flight().await {
+                log::error!("shutdown: in-flight messages may be lost: {e}");
             }
             count
         })

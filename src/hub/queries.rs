@@ -7,10 +7,10 @@ use super::{
     SessionInfo, SetMetadata, Subscribe,
 };
 use crate::handlers::{
-    ConnectionError, DeliveryTimedOut, MessageReceived, QueueFull, SendFailed, SessionConnected,
-    SessionDisconnected, UserOffline,
+    ActorRestarted, ConnectionError, DeliveryTimedOut, MessageReceived, QueueFull, SendFailed,
+    SessionConnected, SessionDisconnected, UserOffline,
 };
-use crate::supervision::Reliability;
+use crate::supervision::{Reliability, Supervisors};
 
 impl Handler<GetOnlineUsers> for Hub {
     type Result = MessageResult<GetOnlineUsers>;
@@ -76,17 +76,35 @@ impl Handler<GetReliability> for Hub {
     }
 }
 
+/// Asks for the supervision actors' addresses (`None` before the hub started).
+#[derive(Message)]
+#[rtype(result = "Option<Supervisors>")]
+pub struct GetSupervisors;
+
+impl Handler<GetSupervisors> for Hub {
+    type Result = Option<Supervisors>;
+
+    fn handle(&mut self, _: GetSupervisors, _: &mut Context<Self>) -> Self::Result {
+        self.supervisors.clone()
+    }
+}
+
 impl Handler<GetStats> for Hub {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let table = self.router.read();
-        MessageResult(HubStats::snapshot(
+        let mut delivery = self.rel.records().delivery_stats();
+        delivery.delayed = self.delayed.len();
+        let mut stats = HubStats::snapshot(
             &self.config.hub.node_id,
             self.router.counters(),
             table.session_count(),
             table.user_count(),
-        ))
+        );
+        stats.groups = table.group_count() as u64;
+        stats.delivery = delivery;
+        MessageResult(stats)
     }
 }
 
@@ -110,3 +128,4 @@ subscribe_handler!(QueueFull, queue_full);
 subscribe_handler!(UserOffline, user_offline);
 subscribe_handler!(ConnectionError, connection_error);
 subscribe_handler!(DeliveryTimedOut, timed_out);
+subscribe_handler!(ActorRestarted, restarted);

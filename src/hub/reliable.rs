@@ -8,9 +8,10 @@ use actix::prelude::*;
 
 use super::{Hub, RouteReport, Target};
 use crate::error::FailureKind;
+use crate::model::{Attempt, MessageKey, MessageRecord, MessageStatus};
 use crate::protocol::{Envelope, MessageId, UserId};
 use crate::store::StoreError;
-use crate::supervision::{Attempt, MessageRecord, MessageStatus, RetryFailed, TrackOptions};
+use crate::supervision::{RetryFailed, TrackOptions};
 
 /// Routes a message with a record (so `/api/messages/{id}` can show what happened),
 /// requiring acks and retrying as `options` say, and stores it for offline recipients
@@ -124,13 +125,16 @@ pub struct DeliveryOutcome {
     pub total_time: Duration,
     /// Why it failed, when it did.
     pub final_error: Option<FailureKind>,
+    /// A copy waits in the offline store for the recipient's next connection.
+    pub stored_offline: bool,
 }
 
 impl DeliveryOutcome {
     fn from_record(r: &MessageRecord) -> Self {
         DeliveryOutcome {
-            id: r.id.clone(),
+            id: r.key.id.clone(),
             success: matches!(r.status, MessageStatus::Acked | MessageStatus::Delivered),
+            stored_offline: r.stored_offline,
             status: r.status,
             attempts: r.attempts.clone(),
             total_retries: r.retry_count,
@@ -148,16 +152,18 @@ impl DeliveryOutcome {
             total_retries: 0,
             total_time: Duration::ZERO,
             final_error: Some(FailureKind::Internal),
+            stored_offline: false,
         }
     }
 }
 
-/// Sends a failed message again (fresh retry budget); `false` if it is not a failed record.
+/// Sends a failed message again (fresh retry budget), exactly where it was meant to go;
+/// `false` if it is not a failed record.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct RetryFailedMessage {
-    /// The message.
-    pub id: MessageId,
+    /// The message (sender and id).
+    pub key: MessageKey,
 }
 
 /// Sends every failed, unexpired message again; answers how many.
@@ -165,11 +171,19 @@ pub struct RetryFailedMessage {
 #[rtype(result = "usize")]
 pub struct RetryAllFailed;
 
-/// One message record.
+/// One message record (from memory, else from the durable store).
 #[derive(Message)]
 #[rtype(result = "Option<MessageRecord>")]
 pub struct GetRecord {
-    /// The message.
+    /// The message (sender and id).
+    pub key: MessageKey,
+}
+
+/// The records with this id, from any sender (an id is unique per sender only).
+#[derive(Message)]
+#[rtype(result = "Vec<MessageRecord>")]
+pub struct FindRecords {
+    /// The message id.
     pub id: MessageId,
 }
 
@@ -185,19 +199,29 @@ impl Hub {
         envelope: Envelope,
         options: TrackOptions,
     ) -> ResponseFuture<DeliveryOutcome> {
+        let key = MessageKey::of(&envelope);
         let id = envelope.id.clone();
         let records = self.rel.records().clone();
-        let rx = records.wait_final(&id);
+        let rx = records.wait_final(&key);
         // Registered before the first attempt, so even an instant outcome is seen.
-        self.rel
-            .send_tracked(Target::User(user_id), envelope, options, None);
+        let sent = self.rel.send(
+            &Target::User(user_id),
+            std::sync::Arc::new(envelope),
+            None,
+            Some(options),
+            Vec::new(),
+        );
         let c = &self.config.retry;
         let per_attempt = options.ack_timeout + Duration::from_millis(c.max_delay_ms);
         let bound = per_attempt * (options.max_retries + 2);
         Box::pin(async move {
+            if let Some(durable) = sent.durable {
+                // A failure to store is on the record and with the handlers.
+                let _ = durable.await;
+            }
             match tokio::time::timeout(bound, rx).await {
                 Ok(Ok(record)) => DeliveryOutcome::from_record(&record),
-                _ => match records.get(&id) {
+                _ => match records.get(&key) {
                     Some(r) => DeliveryOutcome::from_record(&r),
                     None => DeliveryOutcome::lost(id),
                 },
@@ -216,38 +240,33 @@ impl Handler<SendTracked> for Hub {
         if msg.expires_in.is_some() {
             options.expires_in = msg.expires_in;
         }
-        let envelope = msg.envelope.clone();
-        let route = self
-            .rel
-            .send_tracked(msg.target, msg.envelope, options, None);
-        if !msg.tags.is_empty() {
-            let tags = msg.tags;
-            self.rel.records().update(&envelope.id, |r| r.tags = tags);
-        }
-        let stored = self.rel.store_offline(&route.offline_users, &envelope);
-        let rel = self.rel.clone();
+        let sent = self.rel.send(
+            &msg.target,
+            std::sync::Arc::new(msg.envelope),
+            None,
+            Some(options),
+            msg.tags,
+        );
         Box::pin(async move {
-            let Some(stored) = stored else {
+            let route = sent.report;
+            let Some(durable) = sent.durable else {
                 return SendReport {
                     route,
                     stored_offline: Vec::new(),
                     store_error: None,
                 };
             };
-            match stored.await {
+            match durable.await {
                 Ok(()) => SendReport {
-                    stored_offline: route.offline_users.clone(),
                     route,
+                    stored_offline: sent.stored_for,
                     store_error: None,
                 },
-                Err(e) => {
-                    rel.report_store_error(&envelope, &route.offline_users, &e);
-                    SendReport {
-                        route,
-                        stored_offline: Vec::new(),
-                        store_error: Some(e),
-                    }
-                }
+                Err(e) => SendReport {
+                    route,
+                    stored_offline: Vec::new(),
+                    store_error: Some(e),
+                },
             }
         })
     }
@@ -282,10 +301,10 @@ impl Handler<RetryFailedMessage> for Hub {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, msg: RetryFailedMessage, _: &mut Context<Self>) -> Self::Result {
-        let retry = self.rel.retry_actor().cloned();
+        let retry = self.supervisors.as_ref().map(|s| s.retry_actor.clone());
         Box::pin(async move {
             match retry {
-                Some(r) => r.send(RetryFailed { id: msg.id }).await.unwrap_or(false),
+                Some(r) => r.send(RetryFailed { key: msg.key }).await.unwrap_or(false),
                 None => false,
             }
         })
@@ -296,19 +315,19 @@ impl Handler<RetryAllFailed> for Hub {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, _: RetryAllFailed, _: &mut Context<Self>) -> Self::Result {
-        let retry = self.rel.retry_actor().cloned();
-        let ids: Vec<MessageId> = self
+        let retry = self.supervisors.as_ref().map(|s| s.retry_actor.clone());
+        let keys: Vec<MessageKey> = self
             .rel
             .records()
             .retryable()
             .into_iter()
-            .map(|r| r.id)
+            .map(|r| r.key)
             .collect();
         Box::pin(async move {
             let Some(r) = retry else { return 0 };
             let mut n = 0;
-            for id in ids {
-                if r.send(RetryFailed { id }).await.unwrap_or(false) {
+            for key in keys {
+                if r.send(RetryFailed { key }).await.unwrap_or(false) {
                     n += 1;
                 }
             }
@@ -318,10 +337,32 @@ impl Handler<RetryAllFailed> for Hub {
 }
 
 impl Handler<GetRecord> for Hub {
-    type Result = Option<MessageRecord>;
+    type Result = ResponseFuture<Option<MessageRecord>>;
 
     fn handle(&mut self, msg: GetRecord, _: &mut Context<Self>) -> Self::Result {
-        self.rel.records().get(&msg.id)
+        let found = self.rel.records().get(&msg.key);
+        let store = self.rel.store().cloned();
+        Box::pin(async move {
+            if found.is_some() {
+                return found;
+            }
+            let store = store?;
+            match store.get_record(msg.key.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("cannot read record {} from the store: {e}", msg.key);
+                    None
+                }
+            }
+        })
+    }
+}
+
+impl Handler<FindRecords> for Hub {
+    type Result = MessageResult<FindRecords>;
+
+    fn handle(&mut self, msg: FindRecords, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.rel.records().find_by_id(&msg.id))
     }
 }
 

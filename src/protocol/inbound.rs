@@ -63,6 +63,9 @@ pub enum Inbound {
     Ack {
         /// The delivered message's id.
         id: MessageId,
+        /// The delivered message's sender, when the client names it (ids are unique per
+        /// sender only).
+        from: Option<UserId>,
     },
     /// An application message to route.
     Message(ClientMessage),
@@ -94,6 +97,8 @@ struct RawFrame {
     message_id: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -115,7 +120,10 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
     let Some(kind) = raw.kind.filter(|k| !k.is_empty()) else {
         // go-wsc acknowledgement shape: {"message_id":"..","status":"confirmed"}.
         if let (Some(mid), Some("confirmed")) = (non_empty(raw.message_id), raw.status.as_deref()) {
-            return Ok(Inbound::Ack { id: mid.into() });
+            return Ok(Inbound::Ack {
+                id: mid.into(),
+                from: non_empty(raw.from).map(UserId::from),
+            });
         }
         return Err(err(ErrorCode::InvalidFrame, "missing field `type`"));
     };
@@ -148,7 +156,10 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
             .clone()
             .or_else(|| non_empty(raw.message_id).map(MessageId::from))
         {
-            Some(id) => Ok(Inbound::Ack { id }),
+            Some(id) => Ok(Inbound::Ack {
+                id,
+                from: non_empty(raw.from).map(UserId::from),
+            }),
             None => Err(err(
                 ErrorCode::InvalidFrame,
                 "an ack needs the delivered `id`",

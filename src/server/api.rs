@@ -8,10 +8,11 @@ use serde_json::value::RawValue;
 
 use super::{error_response, ServerState};
 use crate::hub::{
-    GetOnlineUsers, GetRecord, GetStats, QueryRecords, RecordFilter, SendTracked, Target,
+    FindRecords, GetOnlineUsers, GetRecord, GetStats, QueryRecords, RecordFilter, SendTracked,
+    Target,
 };
+use crate::model::{MessageKey, MessageStatus};
 use crate::protocol::{Envelope, ErrorCode, MessageId, MessageType, Priority};
-use crate::supervision::MessageStatus;
 
 /// An API failure: status, code and message, rendered as a JSON error body.
 #[derive(Debug)]
@@ -244,26 +245,56 @@ pub(crate) async fn send(
     })))
 }
 
-/// `GET /api/messages/{id}`: the message record, 404 for an unknown id.
+#[derive(Deserialize)]
+pub(crate) struct RecordQuery {
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// `GET /api/messages/{id}[?from=USER]`: the message record, 404 for an unknown id. Ids are
+/// unique per sender: without `from`, an id several senders used answers 409 with the
+/// senders.
 pub(crate) async fn message(
     req: HttpRequest,
     id: web::Path<String>,
+    q: web::Query<RecordQuery>,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
     authorized(&req, &state)?;
     let id = MessageId::from(id.into_inner());
-    match state
-        .hub
-        .send(GetRecord { id: id.clone() })
-        .await
-        .map_err(hub_down)?
-    {
-        Some(record) => Ok(HttpResponse::Ok().json(record)),
-        None => Err(ApiError::new(
+    let not_found = || {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no record for message {id}"),
-        )),
+        )
+    };
+    let key = match q.into_inner().from.filter(|f| !f.is_empty()) {
+        Some(from) => MessageKey::new(from, id.clone()),
+        None => {
+            let mut found = state
+                .hub
+                .send(FindRecords { id: id.clone() })
+                .await
+                .map_err(hub_down)?;
+            match found.len() {
+                0 => return Err(not_found()),
+                1 => return Ok(HttpResponse::Ok().json(found.remove(0))),
+                _ => {
+                    let senders: Vec<String> =
+                        found.iter().map(|r| r.key.from.to_string()).collect();
+                    return Ok(HttpResponse::Conflict().json(json!({
+                        "error": format!("message id {id} was used by several senders; add ?from=USER"),
+                        "code": "ambiguous_id",
+                        "senders": senders,
+                    })));
+                }
+            }
+        }
+    };
+    match state.hub.send(GetRecord { key }).await.map_err(hub_down)? {
+        Some(record) => Ok(HttpResponse::Ok().json(record)),
+        None => Err(not_found()),
     }
 }
 

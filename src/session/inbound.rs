@@ -9,12 +9,12 @@ use actix_ws::Item;
 use bytes::BytesMut;
 
 use super::{Fragments, Session};
+use crate::delivery::AckOutcome;
 use crate::error::{FrameError, GroupError};
 use crate::handlers::MessageReceived;
 use crate::hub::{Hub, JoinGroup, LeaveGroup, Target};
 use crate::protocol::control;
 use crate::protocol::{parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId};
-use crate::supervision::AckReceived;
 
 impl Session {
     fn on_data(&mut self, id: Option<MessageId>, ctx: &mut Context<Self>) -> bool {
@@ -58,14 +58,31 @@ impl Session {
                 };
                 self.group_op(msg, id, ctx);
             }
-            Inbound::Ack { id } => match self.rel.ack_tracker() {
-                Some(tracker) => tracker.do_send(AckReceived {
-                    id,
-                    user_id: self.info.user_id.clone(),
-                    client_id: self.info.client_id.clone(),
-                }),
-                None => log::error!("ack id={id} dropped: the ack tracker is not running"),
-            },
+            Inbound::Ack { id, from } => {
+                match self.rel.ack(&self.info.user_id, &id, from.as_ref()) {
+                    AckOutcome::Confirmed(key) => log::debug!(
+                        "ack {key} user_id={} client_id={}",
+                        self.info.user_id,
+                        self.info.client_id
+                    ),
+                    AckOutcome::Ignored => log::debug!(
+                        "ignored ack id={id} client_id={} (not awaited)",
+                        self.info.client_id
+                    ),
+                    AckOutcome::Ambiguous(senders) => {
+                        let names: Vec<&str> = senders.iter().map(|u| u.as_str()).collect();
+                        let err = FrameError::new(
+                            ErrorCode::InvalidFrame,
+                            format!(
+                                "ambiguous ack: messages with id `{id}` from {} await your ack; add `from`",
+                                names.join(", ")
+                            ),
+                        )
+                        .with_id(Some(id));
+                        self.send_error(&err, ctx);
+                    }
+                }
+            }
             Inbound::Message(m) => {
                 let envelope = Envelope::from_client(m, self.info.user_id.clone());
                 self.on_message(envelope, ctx);
@@ -116,30 +133,17 @@ impl Session {
             (None, Some(g)) => (Target::Group(g.clone()), Some(&self.info.client_id)),
             (None, None) => return,
         };
-        let report = if envelope.require_ack {
-            let options = self.rel.default_options(true);
-            self.rel
-                .send_tracked(target, Envelope::clone(&envelope), options, exclude)
-        } else {
-            let report = self.router.route(&target, envelope.clone(), exclude);
-            self.rel.report(report.failures(&envelope));
-            report
-        };
-        if let Some(stored) = self.rel.store_offline(&report.offline_users, &envelope) {
+        let track = envelope.require_ack.then(|| self.rel.default_options(true));
+        let sent = self
+            .rel
+            .send(&target, envelope.clone(), exclude, track, Vec::new());
+        let report = sent.report;
+        if let Some(durable) = sent.durable {
             // Offline recipients: the receipt waits until the message is durable.
             let delivered = report.delivered > 0;
-            let users = report.offline_users;
-            let rel = self.rel.clone();
-            ctx.spawn(stored.into_actor(self).map(move |res, act, ctx| {
-                let ok = match res {
-                    Ok(()) => true,
-                    Err(e) => {
-                        rel.report_store_error(&envelope, &users, &e);
-                        false
-                    }
-                };
+            ctx.spawn(durable.into_actor(self).map(move |res, act, ctx| {
                 if envelope.require_ack {
-                    let receipt = if ok || delivered {
+                    let receipt = if res.is_ok() || delivered {
                         control::receipt_accepted(Some(&envelope.id))
                     } else {
                         control::receipt_failed(

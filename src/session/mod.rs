@@ -3,7 +3,6 @@
 //! Writes go through its [`Inbox`] (bounded in bytes, priority ordered) and a writer task.
 
 mod inbound;
-mod queue;
 mod rate;
 mod writer;
 
@@ -15,35 +14,20 @@ use actix_ws::{Message as WsMessage, ProtocolError};
 use bytes::BytesMut;
 use bytestring::ByteString;
 
-pub use queue::{Inbox, OutboundQueue, Outgoing, PushError};
+pub use crate::routing::{
+    CloseSession, Inbox, OutboundQueue, Outgoing, PushError, QueueOverflowed,
+};
 pub use rate::TokenBucket;
 
 use crate::config::Config;
+use crate::delivery::Reliability;
 use crate::error::FailureKind;
 use crate::error::FrameError;
-use crate::handlers::DisconnectReason;
-use crate::hub::{Connected, Disconnect, Hub, Router, SessionEnded, SessionInfo};
+use crate::hub::{Connected, Disconnect, Hub, SessionEnded};
+use crate::model::{unwritten_failures, DeliveriesFailed, DisconnectReason, SessionInfo};
 use crate::protocol::control;
 use crate::protocol::{CloseCode, ErrorCode, MessageId, OutboundFrame};
-use crate::supervision::Reliability;
-use crate::supervision::{unwritten_failures, DeliveriesFailed};
-
-/// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct CloseSession {
-    /// The close code.
-    pub code: CloseCode,
-    /// The close reason text.
-    pub reason: String,
-    /// Write what is queued before the close frame.
-    pub flush: bool,
-}
-
-/// The session's outbound queue overflowed (sent by whoever's push overflowed it).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct QueueOverflowed;
+use crate::routing::Router;
 
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -7,11 +7,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_ws::CloseReason;
 
-use super::queue::{Closing, Inbox, Outgoing};
 use crate::error::FailureKind;
 use crate::hub::Hub;
+use crate::model::{unwritten_failures, DeliveriesFailed};
 use crate::protocol::{ClientId, CloseCode, OutboundFrame, UserId};
-use crate::supervision::{unwritten_failures, DeliveriesFailed};
+use crate::routing::{Closing, Inbox, Outgoing};
 
 /// Bytes taken from the queue per batch: large enough to fill a socket write, small enough
 /// that a later high-priority frame does not wait behind much.
@@ -83,7 +83,7 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
             let closing = st.closing.clone();
             match &closing {
                 Some(c) if !c.flush => {
-                    let dropped = st.queue.drain_app();
+                    let dropped = st.drain_app();
                     drop(st);
                     let cause = if c.code == CloseCode::SlowConsumer {
                         FailureKind::QueueFull
@@ -96,6 +96,9 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
             }
             closing
         };
+        if !batch.is_empty() {
+            w.inbox.drained.notify_one();
+        }
         if batch.is_empty() {
             match closing {
                 Some(c) => return send_close(w, c).await,
@@ -130,7 +133,7 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
                         flush: false,
                     });
                 }
-                st.queue.drain_app()
+                st.drain_app()
             };
             w.report(queued, FailureKind::ConnectionError);
             return exit;

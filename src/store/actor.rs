@@ -1,26 +1,64 @@
 //! The store's actors: [`StoreActor`] (blocking backend on a `SyncArbiter` thread) and
-//! [`StoreWriter`] (group commit on the hub's arbiter), behind a [`StoreHandle`].
+//! [`StoreWriter`] (group commit on the hub's arbiter, supervised), behind a [`StoreHandle`].
+//!
+//! A store actor that panics is restarted by its `SyncArbiter` on the same backend, reopened
+//! ([`Store::reopener`]); if it cannot be reopened, every operation fails with
+//! [`StoreError::Unavailable`]: durability never switches quietly to memory.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::{BatchOutcome, OfflineItem, Store, StoreError};
+use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
+use crate::config::StoreConfig;
 use crate::error::FailureKind;
-use crate::protocol::{MessageId, UserId};
-use crate::supervision::{failure, MessageRecord, Reliability};
+use crate::model::{failure, now_ms, DeliveriesFailed, MessageKey, MessageRecord};
+use crate::protocol::UserId;
+
+/// Where the writer pulls changed records from (the record book), so that no snapshot is
+/// copied per change and none is lost if the writer restarts.
+pub trait RecordSource: Send + Sync + 'static {
+    /// Changed records due for writing (`all`: every changed one, at shutdown).
+    fn take_changed(&self, now_ms: u64, all: bool) -> Vec<MessageRecord>;
+}
+
+/// Records changed: the writer pulls them after its window.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct RecordsChanged;
+
+/// Writes every changed record and pending item now; answers once committed.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct FlushRecords;
 
 /// Owns the backend; runs on its own thread.
 pub struct StoreActor {
-    store: Box<dyn Store>,
+    store: Option<Box<dyn Store>>,
 }
 
 impl StoreActor {
     /// Wraps a backend.
     pub fn new(store: Box<dyn Store>) -> Self {
-        StoreActor { store }
+        StoreActor { store: Some(store) }
+    }
+
+    /// An actor whose backend could not be reopened: every operation fails.
+    fn unavailable() -> Self {
+        StoreActor { store: None }
+    }
+
+    fn with<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Store) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        match self.store.as_mut() {
+            Some(s) => f(s.as_mut()),
+            None => Err(StoreError::Unavailable),
+        }
     }
 }
 
@@ -37,12 +75,34 @@ pub struct Commit {
     cap: usize,
 }
 
-/// Reads a user's queue, oldest first.
+/// One stored record.
+#[derive(Message)]
+#[rtype(result = "Result<Option<MessageRecord>, StoreError>")]
+pub struct GetStoredRecord {
+    /// The message.
+    pub key: MessageKey,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+struct SaveDelayed(DelayedItem);
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+struct RemoveDelayed(MessageKey);
+
+#[derive(Message)]
+#[rtype(result = "Result<Vec<DelayedItem>, StoreError>")]
+struct LoadDelayed;
+
+/// Reads a user's queue after a position, oldest first.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<OfflineItem>, StoreError>")]
 pub struct FetchOffline {
     /// The user.
     pub user_id: UserId,
+    /// Items after this queue position.
+    pub after_seq: u64,
     /// At most this many.
     pub limit: usize,
 }
@@ -54,7 +114,7 @@ pub struct RemoveOffline {
     /// The user.
     pub user_id: UserId,
     /// The delivered messages.
-    pub ids: Vec<MessageId>,
+    pub keys: Vec<MessageKey>,
 }
 
 /// Retention: drops expired items and old settled records.
@@ -78,35 +138,63 @@ pub struct CountOffline {
 impl Handler<Commit> for StoreActor {
     type Result = Result<BatchOutcome, StoreError>;
     fn handle(&mut self, m: Commit, _: &mut SyncContext<Self>) -> Self::Result {
-        self.store.commit(&m.items, &m.records, m.cap)
+        self.with(|s| s.commit(&m.items, &m.records, m.cap))
     }
 }
 
 impl Handler<FetchOffline> for StoreActor {
     type Result = Result<Vec<OfflineItem>, StoreError>;
     fn handle(&mut self, m: FetchOffline, _: &mut SyncContext<Self>) -> Self::Result {
-        self.store.fetch_offline(&m.user_id, m.limit)
+        self.with(|s| s.fetch_offline(&m.user_id, m.after_seq, m.limit))
     }
 }
 
 impl Handler<RemoveOffline> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, m: RemoveOffline, _: &mut SyncContext<Self>) -> Self::Result {
-        self.store.remove_offline(&m.user_id, &m.ids)
+        self.with(|s| s.remove_offline(&m.user_id, &m.keys))
     }
 }
 
 impl Handler<PurgeExpired> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, m: PurgeExpired, _: &mut SyncContext<Self>) -> Self::Result {
-        self.store.purge(m.now_ms, m.records_before_ms)
+        self.with(|s| s.purge(m.now_ms, m.records_before_ms))
     }
 }
 
 impl Handler<CountOffline> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, m: CountOffline, _: &mut SyncContext<Self>) -> Self::Result {
-        self.store.offline_count(&m.user_id)
+        self.with(|s| s.offline_count(&m.user_id))
+    }
+}
+
+impl Handler<GetStoredRecord> for StoreActor {
+    type Result = Result<Option<MessageRecord>, StoreError>;
+    fn handle(&mut self, m: GetStoredRecord, _: &mut SyncContext<Self>) -> Self::Result {
+        self.with(|s| s.get_record(&m.key))
+    }
+}
+
+impl Handler<SaveDelayed> for StoreActor {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, m: SaveDelayed, _: &mut SyncContext<Self>) -> Self::Result {
+        self.with(|s| s.save_delayed(&m.0))
+    }
+}
+
+impl Handler<RemoveDelayed> for StoreActor {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, m: RemoveDelayed, _: &mut SyncContext<Self>) -> Self::Result {
+        self.with(|s| s.remove_delayed(&m.0))
+    }
+}
+
+impl Handler<LoadDelayed> for StoreActor {
+    type Result = Result<Vec<DelayedItem>, StoreError>;
+    fn handle(&mut self, _: LoadDelayed, _: &mut SyncContext<Self>) -> Self::Result {
+        self.with(|s| s.load_delayed())
     }
 }
 
@@ -118,105 +206,94 @@ pub struct EnqueueOffline {
     pub items: Vec<OfflineItem>,
 }
 
-/// Persists a record snapshot (batched; the latest snapshot of an id wins).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SaveRecord {
-    /// The record.
-    pub record: MessageRecord,
-}
-
-/// Gathers writes for a short window and commits them together.
+/// Gathers writes for a short window and commits them together. Supervised: a restart keeps
+/// its pending items (the actor object survives) and changed records stay in the book.
 pub struct StoreWriter {
     store: Addr<StoreActor>,
-    rel: Reliability,
+    source: Arc<dyn RecordSource>,
+    failures: Recipient<DeliveriesFailed>,
+    on_restart: Arc<dyn Fn(&'static str) + Send + Sync>,
     window: Duration,
     max_batch: usize,
     cap: usize,
     items: Vec<OfflineItem>,
-    waiters: Vec<(usize, oneshot::Sender<Result<(), StoreError>>)>,
-    records: HashMap<MessageId, MessageRecord>,
+    waiters: Vec<oneshot::Sender<Result<(), StoreError>>>,
     flush_armed: bool,
 }
 
 impl StoreWriter {
-    /// A writer committing to `store`.
-    pub fn new(store: Addr<StoreActor>, rel: Reliability) -> Self {
-        let c = &rel.config().store;
-        StoreWriter {
-            window: Duration::from_millis(c.batch_window_ms),
-            max_batch: c.max_batch.max(1),
-            cap: c.per_user_cap.max(1),
-            store,
-            rel,
-            items: Vec::new(),
-            waiters: Vec::new(),
-            records: HashMap::new(),
-            flush_armed: false,
-        }
-    }
-
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        if self.items.len() + self.records.len() >= self.max_batch {
-            self.flush(ctx);
+        if self.items.len() >= self.max_batch {
+            self.flush(false, None, ctx);
         } else if !self.flush_armed {
             self.flush_armed = true;
-            ctx.run_later(self.window, |act, ctx| act.flush(ctx));
+            ctx.run_later(self.window, |act, ctx| act.flush(false, None, ctx));
         }
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
+    fn flush(
+        &mut self,
+        all: bool,
+        done: Option<oneshot::Sender<Result<(), StoreError>>>,
+        ctx: &mut Context<Self>,
+    ) {
         self.flush_armed = false;
-        if self.items.is_empty() && self.records.is_empty() {
+        let records = self.source.take_changed(now_ms(), all);
+        if self.items.is_empty() && records.is_empty() {
+            if let Some(done) = done {
+                // The shutdown path waits on this; it is still there.
+                let _ = done.send(Ok(()));
+            }
             return;
         }
         let items = std::mem::take(&mut self.items);
-        let waiters = std::mem::take(&mut self.waiters);
-        let records: Vec<MessageRecord> = self.records.drain().map(|(_, r)| r).collect();
+        let mut waiters = std::mem::take(&mut self.waiters);
+        waiters.extend(done);
         let n_records = records.len();
         let commit = Commit {
             items,
             records,
             cap: self.cap,
         };
-        let rel = self.rel.clone();
+        let failures = self.failures.clone();
         let fut = self.store.send(commit);
         ctx.spawn(
             async move {
-                let result = match fut.await {
-                    Ok(r) => r,
-                    Err(_) => Err(StoreError::Unavailable),
-                };
+                let result = fut.await.unwrap_or(Err(StoreError::Unavailable));
                 match result {
                     Ok(outcome) => {
-                        for (_, w) in waiters {
-                            let _ = w.send(Ok(())); // the caller may have gone; stored anyway
+                        for w in waiters {
+                            let _ = w.send(Ok(())); // a caller that gave up: stored anyway
                         }
                         if !outcome.dropped.is_empty() {
                             log::warn!(
                                 "offline queue cap reached: dropped {} oldest messages",
                                 outcome.dropped.len()
                             );
-                            let failures = outcome
+                            let failures_list = outcome
                                 .dropped
                                 .into_iter()
                                 .map(|i| {
                                     failure(
                                         FailureKind::QueueFull,
-                                        &std::sync::Arc::new(i.envelope),
+                                        &Arc::new(i.envelope),
                                         Some(i.user_id),
                                         None,
                                         "offline queue cap reached; oldest message dropped",
                                     )
                                 })
                                 .collect();
-                            rel.report(failures);
+                            if let Err(e) = failures.try_send(DeliveriesFailed {
+                                failures: failures_list,
+                            }) {
+                                log::error!("cannot report dropped offline messages: {e}");
+                            }
                         }
                     }
                     Err(e) => {
                         log::error!("store commit failed ({n_records} records): {e}");
-                        for (_, w) in waiters {
-                            let _ = w.send(Err(e.clone()));
+                        for w in waiters {
+                            let _ = w.send(Err(e.clone())); // a caller that gave up
                         }
                     }
                 }
@@ -230,28 +307,45 @@ impl Actor for StoreWriter {
     type Context = Context<Self>;
 }
 
+impl Supervised for StoreWriter {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        log::warn!("store writer restarting");
+        self.flush_armed = false;
+        (self.on_restart)("store_writer");
+    }
+}
+
 impl Handler<EnqueueOffline> for StoreWriter {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
     fn handle(&mut self, m: EnqueueOffline, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.waiters.push((m.items.len(), tx));
+        self.waiters.push(tx);
         self.items.extend(m.items);
         self.arm(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) })
     }
 }
 
-impl Handler<SaveRecord> for StoreWriter {
+impl Handler<RecordsChanged> for StoreWriter {
     type Result = ();
 
-    fn handle(&mut self, m: SaveRecord, ctx: &mut Context<Self>) {
-        self.records.insert(m.record.id.clone(), m.record);
+    fn handle(&mut self, _: RecordsChanged, ctx: &mut Context<Self>) {
         self.arm(ctx);
     }
 }
 
-/// The store as the hub and the supervision actors use it. Cheap to clone.
+impl Handler<FlushRecords> for StoreWriter {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, _: FlushRecords, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flush(true, Some(tx), ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) })
+    }
+}
+
+/// The store as the hub and the delivery layer use it. Cheap to clone.
 #[derive(Clone)]
 pub struct StoreHandle {
     writer: Addr<StoreWriter>,
@@ -259,26 +353,60 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Starts the store actor (on its own thread) and the writer (here).
-    pub fn start(store: Box<dyn Store>, rel: Reliability) -> Self {
-        let cell = std::sync::Mutex::new(Some(store));
+    /// Starts the store actor (on its own thread) and the supervised writer (here).
+    /// `failures` hears about messages dropped by the per-user cap; `on_restart` about
+    /// restarts of either actor.
+    pub fn start(
+        store: Box<dyn Store>,
+        config: &StoreConfig,
+        source: Arc<dyn RecordSource>,
+        failures: Recipient<DeliveriesFailed>,
+        on_restart: Arc<dyn Fn(&'static str) + Send + Sync>,
+    ) -> Self {
+        let reopen: Option<Reopen> = store.reopener();
+        let first = Mutex::new(Some(store));
+        let starts = AtomicUsize::new(0);
+        let restarted = on_restart.clone();
         let actor = SyncArbiter::start(1, move || {
-            let store = cell
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .unwrap_or_else(|| {
-                    log::error!("store actor restarted: continuing with an in-memory store");
-                    Box::new(super::MemoryStore::default())
-                });
-            StoreActor::new(store)
+            if starts.fetch_add(1, Ordering::SeqCst) == 0 {
+                if let Some(s) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return StoreActor::new(s);
+                }
+            }
+            restarted("store");
+            match reopen.as_ref().map(|f| f()) {
+                Some(Ok(s)) => {
+                    log::error!("store actor restarted: reopened the same backend");
+                    StoreActor::new(s)
+                }
+                Some(Err(e)) => {
+                    log::error!("store actor restarted and cannot reopen its backend: {e}; every store operation now fails");
+                    StoreActor::unavailable()
+                }
+                None => {
+                    log::error!("store actor restarted; its backend cannot be reopened: every store operation now fails");
+                    StoreActor::unavailable()
+                }
+            }
         });
-        let writer = StoreWriter::new(actor.clone(), rel).start();
+        let writer = StoreWriter {
+            window: Duration::from_millis(config.batch_window_ms),
+            max_batch: config.max_batch.max(1),
+            cap: config.per_user_cap.max(1),
+            store: actor.clone(),
+            source,
+            failures,
+            on_restart,
+            items: Vec::new(),
+            waiters: Vec::new(),
+            flush_armed: false,
+        };
+        let writer = Supervisor::start(move |_| writer);
         StoreHandle { writer, actor }
     }
 
-    /// Where record snapshots go.
-    pub fn record_sink(&self) -> Recipient<SaveRecord> {
+    /// Where record changes are announced.
+    pub fn records_changed(&self) -> Recipient<RecordsChanged> {
         self.writer.clone().recipient()
     }
 
@@ -290,22 +418,39 @@ impl StoreHandle {
             .unwrap_or(Err(StoreError::Unavailable))
     }
 
-    /// A user's queued items, oldest first.
+    /// Writes every changed record and pending item now (shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.writer
+            .send(FlushRecords)
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// A user's queued items after `after_seq`, oldest first.
     pub async fn fetch(
         &self,
         user_id: UserId,
+        after_seq: u64,
         limit: usize,
     ) -> Result<Vec<OfflineItem>, StoreError> {
         self.actor
-            .send(FetchOffline { user_id, limit })
+            .send(FetchOffline {
+                user_id,
+                after_seq,
+                limit,
+            })
             .await
             .unwrap_or(Err(StoreError::Unavailable))
     }
 
     /// Removes delivered items.
-    pub async fn remove(&self, user_id: UserId, ids: Vec<MessageId>) -> Result<usize, StoreError> {
+    pub async fn remove(
+        &self,
+        user_id: UserId,
+        keys: Vec<MessageKey>,
+    ) -> Result<usize, StoreError> {
         self.actor
-            .send(RemoveOffline { user_id, ids })
+            .send(RemoveOffline { user_id, keys })
             .await
             .unwrap_or(Err(StoreError::Unavailable))
     }
@@ -314,6 +459,38 @@ impl StoreHandle {
     pub async fn count(&self, user_id: UserId) -> Result<usize, StoreError> {
         self.actor
             .send(CountOffline { user_id })
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// One stored record.
+    pub async fn get_record(&self, key: MessageKey) -> Result<Option<MessageRecord>, StoreError> {
+        self.actor
+            .send(GetStoredRecord { key })
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// Keeps a delayed message; resolves once durable.
+    pub async fn save_delayed(&self, item: DelayedItem) -> Result<(), StoreError> {
+        self.actor
+            .send(SaveDelayed(item))
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// Forgets a delayed message that was sent.
+    pub async fn remove_delayed(&self, key: MessageKey) -> Result<(), StoreError> {
+        self.actor
+            .send(RemoveDelayed(key))
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// Every delayed message.
+    pub async fn load_delayed(&self) -> Result<Vec<DelayedItem>, StoreError> {
+        self.actor
+            .send(LoadDelayed)
             .await
             .unwrap_or(Err(StoreError::Unavailable))
     }

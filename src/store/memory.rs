@@ -3,14 +3,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{BatchOutcome, OfflineItem, Store, StoreError};
-use crate::protocol::{MessageId, UserId};
-use crate::supervision::MessageRecord;
+use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
+use crate::model::{now_ms, MessageKey, MessageRecord};
+use crate::protocol::UserId;
 
 #[derive(Default)]
 struct Inner {
     queues: HashMap<UserId, VecDeque<OfflineItem>>,
-    records: HashMap<MessageId, MessageRecord>,
+    records: HashMap<MessageKey, MessageRecord>,
+    delayed: HashMap<MessageKey, DelayedItem>,
+    seq: u64,
 }
 
 /// Everything in memory; clones share the same data.
@@ -25,6 +27,10 @@ impl MemoryStore {
     }
 }
 
+fn same(a: &OfflineItem, b: &OfflineItem) -> bool {
+    a.envelope.id == b.envelope.id && a.envelope.from == b.envelope.from
+}
+
 impl Store for MemoryStore {
     fn commit(
         &mut self,
@@ -35,11 +41,15 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         let mut out = BatchOutcome::default();
         for item in items {
+            inner.seq += 1;
+            let seq = inner.seq;
             let q = inner.queues.entry(item.user_id.clone()).or_default();
-            if q.iter().any(|i| i.envelope.id == item.envelope.id) {
-                continue; // stored once per user and id
+            if q.iter().any(|i| same(i, item)) {
+                continue; // stored once per user and (from, id)
             }
-            q.push_back(item.clone());
+            let mut item = item.clone();
+            item.seq = seq;
+            q.push_back(item);
             while q.len() > cap {
                 if let Some(old) = q.pop_front() {
                     out.dropped.push(old);
@@ -47,7 +57,7 @@ impl Store for MemoryStore {
             }
         }
         for r in records {
-            inner.records.insert(r.id.clone(), r.clone());
+            inner.records.insert(r.key.clone(), r.clone());
         }
         Ok(out)
     }
@@ -55,16 +65,17 @@ impl Store for MemoryStore {
     fn fetch_offline(
         &mut self,
         user: &UserId,
+        after_seq: u64,
         limit: usize,
     ) -> Result<Vec<OfflineItem>, StoreError> {
-        let now = crate::supervision::now_ms();
+        let now = now_ms();
         Ok(self
             .lock()
             .queues
             .get(user)
             .map(|q| {
                 q.iter()
-                    .filter(|i| i.expires_ms > now)
+                    .filter(|i| i.expires_ms > now && i.seq > after_seq)
                     .take(limit)
                     .cloned()
                     .collect()
@@ -72,13 +83,17 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    fn remove_offline(&mut self, user: &UserId, ids: &[MessageId]) -> Result<usize, StoreError> {
+    fn remove_offline(&mut self, user: &UserId, keys: &[MessageKey]) -> Result<usize, StoreError> {
         let mut inner = self.lock();
         let Some(q) = inner.queues.get_mut(user) else {
             return Ok(0);
         };
         let before = q.len();
-        q.retain(|i| !ids.contains(&i.envelope.id));
+        q.retain(|i| {
+            !keys
+                .iter()
+                .any(|k| k.id == i.envelope.id && k.from == i.envelope.from)
+        });
         let removed = before - q.len();
         if q.is_empty() {
             inner.queues.remove(user);
@@ -106,7 +121,34 @@ impl Store for MemoryStore {
         Ok(self.lock().records.values().cloned().collect())
     }
 
+    fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(self.lock().records.get(key).cloned())
+    }
+
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
         Ok(self.lock().queues.get(user).map_or(0, VecDeque::len))
+    }
+
+    fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
+        self.lock().delayed.insert(item.key(), item.clone());
+        Ok(())
+    }
+
+    fn remove_delayed(&mut self, key: &MessageKey) -> Result<(), StoreError> {
+        self.lock().delayed.remove(key);
+        Ok(())
+    }
+
+    fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError> {
+        let mut v: Vec<DelayedItem> = self.lock().delayed.values().cloned().collect();
+        v.sort_by_key(|d| d.due_ms);
+        Ok(v)
+    }
+
+    fn reopener(&self) -> Option<Reopen> {
+        let same = self.clone();
+        Some(Box::new(move || {
+            Ok(Box::new(same.clone()) as Box<dyn Store>)
+        }))
     }
 }

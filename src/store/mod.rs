@@ -16,14 +16,15 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use actor::{
-    Commit, CountOffline, EnqueueOffline, FetchOffline, PurgeExpired, RemoveOffline, SaveRecord,
-    StoreActor, StoreHandle, StoreWriter,
+    Commit, CountOffline, EnqueueOffline, FetchOffline, FlushRecords, GetStoredRecord,
+    PurgeExpired, RecordSource, RecordsChanged, RemoveOffline, StoreActor, StoreHandle,
+    StoreWriter,
 };
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
-use crate::protocol::{Envelope, MessageId, UserId};
-use crate::supervision::MessageRecord;
+use crate::model::{MessageKey, MessageRecord, RecordTarget};
+use crate::protocol::{Envelope, UserId};
 
 /// A message waiting in a user's offline queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,7 +37,31 @@ pub struct OfflineItem {
     pub stored_ms: u64,
     /// After this (epoch ms) it is dropped undelivered.
     pub expires_ms: u64,
+    /// Its place in the user's queue (assigned by the store; 0 before it is stored).
+    #[serde(default)]
+    pub seq: u64,
 }
+
+/// A message to send later (`DispatchLater`), kept until it is sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelayedItem {
+    /// Where it goes.
+    pub target: RecordTarget,
+    /// The message.
+    pub envelope: Envelope,
+    /// When to send it (epoch ms).
+    pub due_ms: u64,
+}
+
+impl DelayedItem {
+    /// The message's key.
+    pub fn key(&self) -> MessageKey {
+        MessageKey::of(&self.envelope)
+    }
+}
+
+/// Reopens a backend after its actor panicked (the same database, never a different one).
+pub type Reopen = Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send + Sync>;
 
 /// A store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +94,12 @@ pub struct BatchOutcome {
     pub dropped: Vec<OfflineItem>,
 }
 
-/// Message records and offline queues. Implementations block; they run on the store's
-/// own thread.
+/// Message records, offline queues and delayed messages. Implementations block; they run on
+/// the store's own thread.
 pub trait Store: Send + 'static {
     /// Stores offline items and record snapshots in one transaction, then trims each
-    /// touched user's queue to `cap`, oldest first.
+    /// touched user's queue to `cap`, oldest first. An item already stored for that user
+    /// (same sender and id) is not stored twice.
     fn commit(
         &mut self,
         items: &[OfflineItem],
@@ -81,22 +107,42 @@ pub trait Store: Send + 'static {
         cap: usize,
     ) -> Result<BatchOutcome, StoreError>;
 
-    /// Up to `limit` unexpired items of a user, oldest first.
+    /// Up to `limit` unexpired items of a user after queue position `after_seq`, oldest
+    /// first.
     fn fetch_offline(
         &mut self,
         user: &UserId,
+        after_seq: u64,
         limit: usize,
     ) -> Result<Vec<OfflineItem>, StoreError>;
 
     /// Removes delivered items; returns how many.
-    fn remove_offline(&mut self, user: &UserId, ids: &[MessageId]) -> Result<usize, StoreError>;
+    fn remove_offline(&mut self, user: &UserId, keys: &[MessageKey]) -> Result<usize, StoreError>;
 
     /// Drops expired items and settled records last changed before `records_before_ms`.
     fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError>;
 
-    /// Every stored record (at startup).
+    /// Every stored record (at startup). An unreadable record is an error.
     fn load_records(&mut self) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// One stored record.
+    fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError>;
 
     /// Queued items for a user (for tests and statistics).
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError>;
+
+    /// Keeps a delayed message until [`Store::remove_delayed`].
+    fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError>;
+
+    /// Forgets a delayed message (sent).
+    fn remove_delayed(&mut self, key: &MessageKey) -> Result<(), StoreError>;
+
+    /// Every delayed message (at startup).
+    fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError>;
+
+    /// How to open this backend again after a panic; `None` if it cannot be (the store then
+    /// fails every operation rather than switch to another backend).
+    fn reopener(&self) -> Option<Reopen> {
+        None
+    }
 }

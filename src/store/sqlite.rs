@@ -4,17 +4,48 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{BatchOutcome, OfflineItem, Store, StoreError};
-use crate::protocol::{MessageId, UserId};
-use crate::supervision::MessageRecord;
+use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
+use crate::model::{now_ms, MessageKey, MessageRecord};
+use crate::protocol::UserId;
 
 /// Schema version this code writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// The tables of schema version 2: offline rows and records keyed by sender and id.
+const SCHEMA_V2: &str = "
+    CREATE TABLE offline (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL,
+        from_user TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        UNIQUE (user_id, from_user, message_id)
+    );
+    CREATE INDEX offline_user ON offline (user_id, seq);
+    CREATE TABLE records (
+        from_user TEXT NOT NULL,
+        id TEXT NOT NULL,
+        record TEXT NOT NULL,
+        final INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (from_user, id)
+    );
+    CREATE TABLE delayed (
+        from_user TEXT NOT NULL,
+        id TEXT NOT NULL,
+        item TEXT NOT NULL,
+        due_ms INTEGER NOT NULL,
+        PRIMARY KEY (from_user, id)
+    );";
 
 /// SQLite in `<data_dir>/wsc.db`.
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    dir: PathBuf,
+    max_bytes: u64,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -40,7 +71,12 @@ impl SqliteStore {
         let path = dir.join("wsc.db");
         let conn = Connection::open(&path)
             .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))?;
-        let mut store = SqliteStore { conn, path };
+        let mut store = SqliteStore {
+            conn,
+            path,
+            dir: dir.to_path_buf(),
+            max_bytes,
+        };
         store.migrate()?;
         if max_bytes > 0 {
             let page: i64 = store
@@ -81,30 +117,40 @@ impl SqliteStore {
             .optional()
             .map_err(backend)?;
         match version {
-            None => {
-                self.conn
-                    .execute_batch(
-                        "BEGIN;
-                         CREATE TABLE offline (
-                             seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                             user_id TEXT NOT NULL,
-                             message_id TEXT NOT NULL,
-                             envelope TEXT NOT NULL,
-                             stored_ms INTEGER NOT NULL,
-                             expires_ms INTEGER NOT NULL,
-                             UNIQUE (user_id, message_id)
-                         );
-                         CREATE INDEX offline_user ON offline (user_id, seq);
-                         CREATE TABLE records (
-                             id TEXT PRIMARY KEY,
-                             record TEXT NOT NULL,
-                             final INTEGER NOT NULL,
-                             created_ms INTEGER NOT NULL
-                         );
-                         INSERT INTO schema_version (version) VALUES (1);
-                         COMMIT;",
-                    )
+            None => self
+                .conn
+                .execute_batch(&format!(
+                    "BEGIN; {SCHEMA_V2} INSERT INTO schema_version (version) VALUES (2); COMMIT;"
+                ))
+                .map_err(backend),
+            Some(1) => {
+                // Version 1 keyed offline rows and records by id alone. Offline rows keep
+                // their order and gain their sender; version-1 records cannot be read by
+                // this version and are dropped (said in the log).
+                let old_records: i64 = self
+                    .conn
+                    .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
                     .map_err(backend)?;
+                self.conn
+                    .execute_batch(&format!(
+                        "BEGIN;
+                         ALTER TABLE offline RENAME TO offline_v1;
+                         DROP INDEX IF EXISTS offline_user;
+                         DROP TABLE records;
+                         {SCHEMA_V2}
+                         INSERT INTO offline (user_id, from_user, message_id, envelope, stored_ms, expires_ms)
+                             SELECT user_id, COALESCE(json_extract(envelope, '$.from'), ''), message_id,
+                                    envelope, stored_ms, expires_ms
+                             FROM offline_v1 ORDER BY seq;
+                         DROP TABLE offline_v1;
+                         UPDATE schema_version SET version = 2;
+                         COMMIT;"
+                    ))
+                    .map_err(backend)?;
+                log::warn!(
+                    "migrated {} to schema 2: offline messages kept, {old_records} version-1 message records dropped",
+                    self.path.display()
+                );
                 Ok(())
             }
             Some(SCHEMA_VERSION) => Ok(()),
@@ -112,6 +158,28 @@ impl SqliteStore {
                 "{} has schema version {v}; this server reads version {SCHEMA_VERSION}",
                 self.path.display()
             ))),
+        }
+    }
+}
+
+fn item_from_row(
+    user: &UserId,
+    json: &str,
+    stored: i64,
+    expires: i64,
+    seq: i64,
+) -> Option<OfflineItem> {
+    match serde_json::from_str(json) {
+        Ok(envelope) => Some(OfflineItem {
+            user_id: user.clone(),
+            envelope,
+            stored_ms: stored as u64,
+            expires_ms: expires as u64,
+            seq: seq as u64,
+        }),
+        Err(e) => {
+            log::error!("unreadable offline message for user_id={user} seq={seq}: {e}");
+            None
         }
     }
 }
@@ -128,8 +196,8 @@ impl Store for SqliteStore {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO offline (user_id, message_id, envelope, stored_ms, expires_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR IGNORE INTO offline (user_id, from_user, message_id, envelope, stored_ms, expires_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(backend)?;
             let mut users: Vec<&UserId> = Vec::new();
@@ -138,6 +206,7 @@ impl Store for SqliteStore {
                 insert
                     .execute(params![
                         item.user_id.as_str(),
+                        item.envelope.from.as_str(),
                         item.envelope.id.as_str(),
                         json,
                         item.stored_ms as i64,
@@ -167,26 +236,22 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
                 for (seq, json, stored, expires) in rows.into_iter().rev() {
                     delete.execute(params![seq]).map_err(backend)?;
-                    if let Ok(envelope) = serde_json::from_str(&json) {
-                        out.dropped.push(OfflineItem {
-                            user_id: user.clone(),
-                            envelope,
-                            stored_ms: stored as u64,
-                            expires_ms: expires as u64,
-                        });
+                    if let Some(item) = item_from_row(user, &json, stored, expires, seq) {
+                        out.dropped.push(item);
                     }
                 }
             }
             let mut save = tx
                 .prepare_cached(
-                    "INSERT INTO records (id, record, final, created_ms) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO UPDATE SET record = excluded.record, final = excluded.final",
+                    "INSERT INTO records (from_user, id, record, final, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (from_user, id) DO UPDATE SET record = excluded.record, final = excluded.final",
                 )
                 .map_err(backend)?;
             for r in records {
                 let json = serde_json::to_string(r).map_err(backend)?;
                 save.execute(params![
-                    r.id.as_str(),
+                    r.key.from.as_str(),
+                    r.key.id.as_str(),
                     json,
                     r.is_final() as i64,
                     r.created_ms as i64
@@ -201,51 +266,50 @@ impl Store for SqliteStore {
     fn fetch_offline(
         &mut self,
         user: &UserId,
+        after_seq: u64,
         limit: usize,
     ) -> Result<Vec<OfflineItem>, StoreError> {
-        let now = crate::supervision::now_ms() as i64;
+        let now = now_ms() as i64;
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT envelope, stored_ms, expires_ms FROM offline
-                 WHERE user_id = ?1 AND expires_ms > ?2 ORDER BY seq LIMIT ?3",
+                "SELECT envelope, stored_ms, expires_ms, seq FROM offline
+                 WHERE user_id = ?1 AND expires_ms > ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
             )
             .map_err(backend)?;
         let rows = stmt
-            .query_map(params![user.as_str(), now, limit as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
+            .query_map(
+                params![user.as_str(), now, after_seq as i64, limit as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, stored, expires) = row.map_err(backend)?;
-            match serde_json::from_str(&json) {
-                Ok(envelope) => out.push(OfflineItem {
-                    user_id: user.clone(),
-                    envelope,
-                    stored_ms: stored as u64,
-                    expires_ms: expires as u64,
-                }),
-                Err(e) => log::error!("unreadable offline message for user_id={user}: {e}"),
-            }
+            let (json, stored, expires, seq) = row.map_err(backend)?;
+            out.extend(item_from_row(user, &json, stored, expires, seq));
         }
         Ok(out)
     }
 
-    fn remove_offline(&mut self, user: &UserId, ids: &[MessageId]) -> Result<usize, StoreError> {
+    fn remove_offline(&mut self, user: &UserId, keys: &[MessageKey]) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
         let mut n = 0;
         {
             let mut stmt = tx
-                .prepare_cached("DELETE FROM offline WHERE user_id = ?1 AND message_id = ?2")
+                .prepare_cached(
+                    "DELETE FROM offline WHERE user_id = ?1 AND from_user = ?2 AND message_id = ?3",
+                )
                 .map_err(backend)?;
-            for id in ids {
+            for k in keys {
                 n += stmt
-                    .execute(params![user.as_str(), id.as_str()])
+                    .execute(params![user.as_str(), k.from.as_str(), k.id.as_str()])
                     .map_err(backend)?;
             }
         }
@@ -274,7 +338,76 @@ impl Store for SqliteStore {
     fn load_records(&mut self) -> Result<Vec<MessageRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT record FROM records")
+            .prepare("SELECT from_user, id, record FROM records")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (from, id, json) = row.map_err(backend)?;
+            let record = serde_json::from_str(&json).map_err(|e| {
+                StoreError::Backend(format!(
+                    "unreadable message record id={id} from={from} in {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM records WHERE from_user = ?1 AND id = ?2",
+                params![key.from.as_str(), key.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        json.map(|j| serde_json::from_str(&j).map_err(backend))
+            .transpose()
+    }
+
+    fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
+        let json = serde_json::to_string(item).map_err(backend)?;
+        self.conn
+            .execute(
+                "INSERT INTO delayed (from_user, id, item, due_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (from_user, id) DO UPDATE SET item = excluded.item, due_ms = excluded.due_ms",
+                params![
+                    item.envelope.from.as_str(),
+                    item.envelope.id.as_str(),
+                    json,
+                    item.due_ms as i64
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn remove_delayed(&mut self, key: &MessageKey) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM delayed WHERE from_user = ?1 AND id = ?2",
+                params![key.from.as_str(), key.id.as_str()],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT item FROM delayed ORDER BY due_ms")
             .map_err(backend)?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))
@@ -282,12 +415,19 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let json = row.map_err(backend)?;
-            match serde_json::from_str(&json) {
-                Ok(r) => out.push(r),
-                Err(e) => log::error!("unreadable message record skipped: {e}"),
-            }
+            out.push(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Backend(format!("unreadable delayed message: {e}")))?,
+            );
         }
         Ok(out)
+    }
+
+    fn reopener(&self) -> Option<Reopen> {
+        let (dir, max) = (self.dir.clone(), self.max_bytes);
+        Some(Box::new(move || {
+            Ok(Box::new(SqliteStore::open_limited(&dir, max)?) as Box<dyn Store>)
+        }))
     }
 
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {

@@ -1,217 +1,94 @@
-//! [`AckTracker`]: one timer per `(message, user)` awaiting an acknowledgement.
+//! [`AckTracker`]: owns the ack deadlines (one queue, one timer for its earliest entry) and
+//! turns a passed deadline into an `ack_timeout` failure for the classifier.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::{AckReceived, Restart, SessionLost, TrackAck};
-use super::records::{now_ms, MessageStatus};
-use super::Reliability;
-use crate::error::FailureKind;
-use crate::protocol::{ClientId, MessageId, UserId};
+use super::messages::Restart;
+use crate::delivery::{DeadlineAdded, Reliability};
+use crate::model::{lifecycle, now_ms, DeliveryFailed};
 
-struct Pending {
-    timer: SpawnHandle,
-    client_ids: Vec<ClientId>,
-    started: Instant,
-}
-
-/// Tracks deliveries that wait for an acknowledgement.
+/// Watches deliveries that wait for an acknowledgement.
 pub struct AckTracker {
     rel: Reliability,
-    pending: HashMap<(MessageId, UserId), Pending>,
+    timer: Option<(SpawnHandle, u64)>,
 }
 
 impl AckTracker {
     pub(crate) fn new(rel: Reliability) -> Self {
-        AckTracker {
-            rel,
-            pending: HashMap::new(),
-        }
+        AckTracker { rel, timer: None }
     }
 
-    fn arm(
-        &mut self,
-        id: MessageId,
-        user: UserId,
-        clients: Vec<ClientId>,
-        wait: Duration,
-        ctx: &mut Context<Self>,
-    ) {
-        let key = (id, user);
-        if let Some(old) = self.pending.remove(&key) {
-            ctx.cancel_future(old.timer);
+    fn fire(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
+        let now = now_ms();
+        let due = self.rel.ack_deadlines().pop_due(now);
+        let mut failures: Vec<DeliveryFailed> = Vec::new();
+        for (key, user, attempt) in due {
+            let Some(record) = self.rel.records().get(&key) else {
+                continue; // purged meanwhile
+            };
+            let waited = Duration::from_millis(record.ack_timeout_ms);
+            if let Some(f) = lifecycle::ack_due(&record, &user, attempt, waited) {
+                log::debug!("ack timeout {key} user_id={user} attempt={attempt}");
+                let mut d =
+                    crate::model::failure(f.kind, &record.envelope, Some(f.user), None, f.detail);
+                d.waited = f.waited;
+                d.attempt = f.attempt;
+                failures.push(d);
+            }
         }
-        let k = key.clone();
-        let timer = ctx.run_later(wait, move |act, _| act.timed_out(k));
-        self.pending.insert(
-            key,
-            Pending {
-                timer,
-                client_ids: clients,
-                started: Instant::now(),
-            },
-        );
+        self.rel.report(failures);
+        self.rearm(ctx);
     }
 
-    fn timed_out(&mut self, key: (MessageId, UserId)) {
-        let waited = self
-            .pending
-            .remove(&key)
-            .map(|p| p.started.elapsed())
-            .unwrap_or_default();
-        let (id, user) = key;
-        let Some(record) = self.rel.records().get(&id) else {
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let Some(next) = self.rel.ack_deadlines().arm_next() else {
+            if let Some((h, _)) = self.timer.take() {
+                ctx.cancel_future(h);
+            }
             return;
         };
-        if !record.pending_acks.contains(&user) {
-            return; // acknowledged meanwhile
+        if let Some((h, at)) = self.timer {
+            if at <= next {
+                return;
+            }
+            ctx.cancel_future(h);
         }
-        log::debug!("ack timeout id={id} user_id={user} waited={waited:?}");
-        self.fail(
-            &record.envelope,
-            FailureKind::AckTimeout,
-            user,
-            None,
-            Some(waited),
-            "no acknowledgement within the ack timeout",
-        );
-    }
-
-    fn fail(
-        &self,
-        envelope: &crate::protocol::Envelope,
-        kind: FailureKind,
-        user: UserId,
-        client_id: Option<ClientId>,
-        waited: Option<Duration>,
-        detail: &str,
-    ) {
-        let mut f = super::failure(
-            kind,
-            &std::sync::Arc::new(envelope.clone()),
-            Some(user),
-            client_id,
-            detail,
-        );
-        f.waited = waited;
-        self.rel.report(vec![f]);
+        let wait = Duration::from_millis(next.saturating_sub(now_ms()));
+        let h = ctx.run_later(wait, |act, ctx| act.fire(ctx));
+        self.timer = Some((h, next));
     }
 }
 
 impl Actor for AckTracker {
     type Context = Context<Self>;
 
-    /// Re-arms every ack wait the records hold (after a restart, deadlines that passed fire
-    /// at once).
+    /// Arms for the earliest deadline (after a restart the queue is still there: it lives
+    /// in the delivery layer, so nothing is lost).
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let now = now_ms();
-        let waits = self.rel.records().awaiting_acks();
-        if !waits.is_empty() {
-            log::info!(
-                "ack tracker: re-arming {} ack waits from the records",
-                waits.len()
-            );
-        }
-        for (id, user, deadline) in waits {
-            let wait = Duration::from_millis(deadline.saturating_sub(now));
-            self.arm(id, user, Vec::new(), wait, ctx);
-        }
+        self.rel
+            .ack_deadlines()
+            .set_waker(ctx.address().recipient());
+        self.timer = None;
+        self.rearm(ctx);
     }
 }
 
 impl Supervised for AckTracker {
     fn restarting(&mut self, _: &mut Context<Self>) {
         log::warn!("ack tracker restarting");
-        // The old context's timers are gone; `started` re-arms from the records.
-        self.pending.clear();
+        self.timer = None;
+        super::restarted(&self.rel, "ack_tracker");
     }
 }
 
-impl Handler<TrackAck> for AckTracker {
+impl Handler<DeadlineAdded> for AckTracker {
     type Result = ();
 
-    fn handle(&mut self, msg: TrackAck, ctx: &mut Context<Self>) {
-        self.arm(msg.id, msg.user_id, msg.client_ids, msg.timeout, ctx);
-    }
-}
-
-impl Handler<AckReceived> for AckTracker {
-    type Result = ();
-
-    fn handle(&mut self, msg: AckReceived, ctx: &mut Context<Self>) {
-        let key = (msg.id, msg.user_id);
-        if let Some(p) = self.pending.remove(&key) {
-            ctx.cancel_future(p.timer);
-        }
-        let (id, user) = key;
-        let confirmed = self.rel.records().update(&id, |r| {
-            let Some(pos) = r.pending_acks.iter().position(|u| *u == user) else {
-                return false;
-            };
-            if r.stored_offline {
-                // Delivered and acknowledged: the stored copy for this user can go.
-                if let Some(store) = self.rel.store().cloned() {
-                    let (user, id) = (user.clone(), id.clone());
-                    actix_rt::spawn(async move {
-                        if let Err(e) = store.remove(user.clone(), vec![id.clone()]).await {
-                            log::error!(
-                                "cannot remove acked message id={id} of user_id={user}: {e}"
-                            );
-                        }
-                    });
-                }
-            }
-            r.pending_acks.remove(pos);
-            r.retry_users.retain(|u| *u != user);
-            if r.pending_acks.is_empty() {
-                r.end_attempt(None);
-                r.status = MessageStatus::Acked;
-                r.ack_deadline_ms = None;
-                r.next_retry_at_ms = None;
-            }
-            true
-        });
-        match confirmed {
-            Some(true) => log::debug!("ack id={id} user_id={user} client_id={}", msg.client_id),
-            // Duplicate, late, or unknown: harmless.
-            _ => log::debug!(
-                "ignored ack id={id} user_id={user} client_id={} (not awaited)",
-                msg.client_id
-            ),
-        }
-    }
-}
-
-impl Handler<SessionLost> for AckTracker {
-    type Result = ();
-
-    fn handle(&mut self, msg: SessionLost, ctx: &mut Context<Self>) {
-        let lost: Vec<(MessageId, UserId)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.client_ids.contains(&msg.client_id))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in lost {
-            if let Some(p) = self.pending.remove(&key) {
-                ctx.cancel_future(p.timer);
-            }
-            let (id, user) = key;
-            if let Some(record) = self.rel.records().get(&id) {
-                if record.pending_acks.contains(&user) {
-                    self.fail(
-                        &record.envelope,
-                        FailureKind::ConnectionError,
-                        user,
-                        Some(msg.client_id.clone()),
-                        None,
-                        "connection lost with the delivery awaiting its ack",
-                    );
-                }
-            }
-        }
+    fn handle(&mut self, _: DeadlineAdded, ctx: &mut Context<Self>) {
+        self.rearm(ctx);
     }
 }
 

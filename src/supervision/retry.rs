@@ -1,106 +1,101 @@
-//! [`RetryActor`]: waits the backoff and re-sends the same frame.
+//! [`RetryActor`]: owns the scheduled resends (one queue, one timer) and re-sends the same
+//! frame (same `id`) when one is due.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::{Restart, RetryFailed, ScheduleRetry};
-use super::records::{now_ms, MessageStatus};
-use super::Reliability;
-use crate::hub::Target;
-use crate::protocol::{MessageId, UserId};
+use super::messages::{Restart, RetryFailed};
+use crate::delivery::{DeadlineAdded, Reliability};
+use crate::error::FailureKind;
+use crate::model::{failure, lifecycle, now_ms};
 
 /// Runs scheduled retries.
 pub struct RetryActor {
     rel: Reliability,
+    timer: Option<(SpawnHandle, u64)>,
 }
 
 impl RetryActor {
     pub(crate) fn new(rel: Reliability) -> Self {
-        RetryActor { rel }
+        RetryActor { rel, timer: None }
     }
 
-    fn fire(&mut self, id: MessageId, user: UserId) {
-        let Some(record) = self.rel.records().get(&id) else {
+    fn fire(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
+        let now = now_ms();
+        for (key, user) in self.rel.retry_deadlines().pop_due(now) {
+            let Some((run, expired, envelope)) = self.rel.records().update(&key, |r| {
+                let expired = r.expired(now);
+                let run = !expired && lifecycle::retry_due(r, &user);
+                (run, expired, r.envelope.clone())
+            }) else {
+                continue;
+            };
+            if expired {
+                // Too late to send again: the classifier settles it as expired.
+                let f = failure(
+                    FailureKind::Expired,
+                    &envelope,
+                    Some(user),
+                    None,
+                    "expired before the retry",
+                );
+                self.rel.report(vec![f]);
+                continue;
+            }
+            if run {
+                self.rel.resend(&key, &user);
+            }
+        }
+        self.rearm(ctx);
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let Some(next) = self.rel.retry_deadlines().arm_next() else {
+            if let Some((h, _)) = self.timer.take() {
+                ctx.cancel_future(h);
+            }
             return;
         };
-        if record.status != MessageStatus::Retrying || !record.retry_users.contains(&user) {
-            return; // acknowledged or settled meanwhile
+        if let Some((h, at)) = self.timer {
+            if at <= next {
+                return;
+            }
+            ctx.cancel_future(h);
         }
-        if record.expires_at_ms.is_some_and(|e| e <= now_ms()) {
-            // Too late to send again: the classifier settles it as expired.
-            let envelope = Arc::new(record.envelope);
-            let f = super::failure(
-                crate::error::FailureKind::Expired,
-                &envelope,
-                Some(user),
-                None,
-                "expired before the retry",
-            );
-            self.rel.report(vec![f]);
-            return;
-        }
-        self.rel.records().update(&id, |r| {
-            r.retry_users.retain(|u| *u != user);
-            r.next_retry_at_ms = None;
-        });
-        log::debug!(
-            "resending id={id} to user_id={user} (attempt {})",
-            record.attempts.len() + 1
-        );
-        self.rel
-            .attempt(&id, &Target::User(user), Arc::new(record.envelope), None);
-    }
-
-    fn schedule(&mut self, id: MessageId, user: UserId, delay: Duration, ctx: &mut Context<Self>) {
-        ctx.run_later(delay, move |act, _| act.fire(id, user));
+        let wait = Duration::from_millis(next.saturating_sub(now_ms()));
+        let h = ctx.run_later(wait, |act, ctx| act.fire(ctx));
+        self.timer = Some((h, next));
     }
 }
 
 impl Actor for RetryActor {
     type Context = Context<Self>;
 
-    /// Re-arms every retry the records hold (after a restart, overdue ones run at once).
+    /// Arms for the earliest scheduled resend (the queue survives a restart).
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let now = now_ms();
-        let due = self.rel.records().scheduled_retries();
-        if !due.is_empty() {
-            log::info!(
-                "retry actor: re-arming {} scheduled retries from the records",
-                due.len()
-            );
-        }
-        for (id, at) in due {
-            let users = self
-                .rel
-                .records()
-                .get(&id)
-                .map(|r| r.retry_users)
-                .unwrap_or_default();
-            for user in users {
-                self.schedule(
-                    id.clone(),
-                    user,
-                    Duration::from_millis(at.saturating_sub(now)),
-                    ctx,
-                );
-            }
-        }
+        self.rel
+            .retry_deadlines()
+            .set_waker(ctx.address().recipient());
+        self.timer = None;
+        self.rearm(ctx);
     }
 }
 
 impl Supervised for RetryActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         log::warn!("retry actor restarting");
+        self.timer = None;
+        super::restarted(&self.rel, "retry_actor");
     }
 }
 
-impl Handler<ScheduleRetry> for RetryActor {
+impl Handler<DeadlineAdded> for RetryActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ScheduleRetry, ctx: &mut Context<Self>) {
-        self.schedule(msg.id, msg.user_id, msg.delay, ctx);
+    fn handle(&mut self, _: DeadlineAdded, ctx: &mut Context<Self>) {
+        self.rearm(ctx);
     }
 }
 
@@ -108,25 +103,14 @@ impl Handler<RetryFailed> for RetryActor {
     type Result = bool;
 
     fn handle(&mut self, msg: RetryFailed, _: &mut Context<Self>) -> bool {
-        let Some(record) = self.rel.records().get(&msg.id) else {
+        let now = now_ms();
+        let Some(Some((actions, envelope))) = self.rel.records().update(&msg.key, |r| {
+            lifecycle::on_manual_retry(r, now).map(|a| (a, r.envelope.clone()))
+        }) else {
             return false;
         };
-        if !record.status.is_failure() || record.status == MessageStatus::Expired {
-            return false;
-        }
-        self.rel.records().update(&msg.id, |r| {
-            r.retry_count = 0;
-            r.failure_reason = None;
-            r.error = None;
-        });
-        let target = match &record.target {
-            super::RecordTarget::User(u) => Target::User(u.clone()),
-            super::RecordTarget::Group(g) => Target::Group(g.clone()),
-            super::RecordTarget::Broadcast => Target::Broadcast,
-        };
-        log::info!("retrying failed message id={}", msg.id);
-        self.rel
-            .attempt(&msg.id, &target, Arc::new(record.envelope), None);
+        log::info!("retrying failed message {}", msg.key);
+        self.rel.execute(&msg.key, &envelope, actions);
         true
     }
 }

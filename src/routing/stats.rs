@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::model::DeliveryStats;
+
 /// Counters updated on the hot path without a lock.
 #[derive(Debug)]
 pub struct Counters {
@@ -54,6 +56,10 @@ pub struct HubStats {
     pub online_users: u64,
     /// Seconds since the hub started.
     pub uptime: u64,
+    /// Groups with at least one member session.
+    pub groups: u64,
+    /// What the delivery layer has in flight.
+    pub delivery: DeliveryStats,
 }
 
 impl HubStats {
@@ -68,6 +74,8 @@ impl HubStats {
             broadcasts_sent: c.broadcasts_sent.load(Ordering::Relaxed),
             online_users: users as u64,
             uptime: c.started.elapsed().as_secs(),
+            groups: 0,
+            delivery: DeliveryStats::default(),
         }
     }
 }

@@ -7,46 +7,48 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use actix::prelude::*;
 
-use super::stats::Counters;
-use super::table::{RoutingTable, Target};
-use crate::error::FailureKind;
-use crate::handlers::{
-    ConnectionError, DeliveryTimedOut, MessageReceived, QueueFull, SendFailed, SessionConnected,
-    SessionDisconnected, UserOffline,
-};
-use crate::protocol::{ClientId, Envelope, MessageId, OutboundFrame, Source, UserId};
-use crate::session::{Inbox, PushError, QueueOverflowed, Session};
-use crate::supervision::{failure, DeliveryFailed};
+mod inbox;
+mod stats;
+mod table;
 
-/// What routing holds for each session: its inbox and its actor.
-#[derive(Debug, Clone)]
+pub(crate) use inbox::Closing;
+pub use inbox::{Inbox, OutboundQueue, Outgoing, PushError};
+pub use stats::{Counters, HubStats};
+pub use table::{RoutingTable, Selection, SessionEntry};
+
+use crate::error::FailureKind;
+use crate::handlers::Subscribers;
+use crate::model::{RouteReport, SessionFailure, Target};
+use crate::protocol::{ClientId, CloseCode, Envelope, OutboundFrame, Source};
+
+/// Closes a session (sent by the hub: kick, replace, shutdown, disconnect).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    /// The close code.
+    pub code: CloseCode,
+    /// The close reason text.
+    pub reason: String,
+    /// Write what is queued before the close frame.
+    pub flush: bool,
+}
+
+/// The session's outbound queue overflowed (sent by whoever's push overflowed it).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct QueueOverflowed;
+
+/// What routing holds for each session: its inbox and how to reach its actor.
+#[derive(Clone)]
 pub struct SessionHandle {
     pub(crate) inbox: Arc<Inbox>,
-    pub(crate) addr: Addr<Session>,
+    pub(crate) overflowed: Recipient<QueueOverflowed>,
+    pub(crate) close: Recipient<CloseSession>,
 }
 
-/// Event subscribers (see [`crate::handlers`]).
-#[derive(Default)]
-pub(crate) struct Subscribers {
-    pub(crate) connected: Vec<Recipient<SessionConnected>>,
-    pub(crate) disconnected: Vec<Recipient<SessionDisconnected>>,
-    pub(crate) message_received: Vec<Recipient<MessageReceived>>,
-    pub(crate) send_failed: Vec<Recipient<SendFailed>>,
-    pub(crate) queue_full: Vec<Recipient<QueueFull>>,
-    pub(crate) user_offline: Vec<Recipient<UserOffline>>,
-    pub(crate) connection_error: Vec<Recipient<ConnectionError>>,
-    pub(crate) timed_out: Vec<Recipient<DeliveryTimedOut>>,
-}
-
-/// Sends an event to every live subscriber and forgets the ones that stopped.
-pub(crate) fn publish<E>(subs: &mut Vec<Recipient<E>>, event: &E)
-where
-    E: Message + Send + Clone + 'static,
-    E::Result: Send,
-{
-    subs.retain(|s| s.connected());
-    for s in subs.iter() {
-        s.do_send(event.clone());
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").finish_non_exhaustive()
     }
 }
 
@@ -54,84 +56,6 @@ struct Shared {
     table: RwLock<RoutingTable<SessionHandle>>,
     subscribers: RwLock<Subscribers>,
     counters: Counters,
-}
-
-/// A message that did not reach one session, with its frame.
-#[derive(Debug, Clone)]
-pub struct SessionFailure {
-    /// The session.
-    pub client_id: ClientId,
-    /// Its user.
-    pub user_id: UserId,
-    /// Why.
-    pub kind: FailureKind,
-}
-
-/// What routing one message did.
-#[derive(Debug, Clone)]
-pub struct RouteReport {
-    /// The message id.
-    pub id: MessageId,
-    /// Sessions the frame was queued for.
-    pub delivered: usize,
-    /// Users named by the target with no session.
-    pub offline_users: Vec<UserId>,
-    /// The target group does not exist.
-    pub unknown_group: bool,
-    /// Sessions that could not take the frame.
-    pub failed: Vec<SessionFailure>,
-    /// `(user, session)` of every session that took the frame, when collected
-    /// ([`Router::route_collecting`]).
-    pub recipients: Vec<(UserId, ClientId)>,
-}
-
-impl RouteReport {
-    /// Whether the hub took responsibility: the frame reached at least one session, or the
-    /// target named nobody who could have missed it.
-    pub fn accepted(&self) -> bool {
-        self.delivered > 0
-            || (self.offline_users.is_empty() && !self.unknown_group && self.failed.is_empty())
-    }
-
-    /// One [`DeliveryFailed`] per missed recipient.
-    pub fn failures(&self, envelope: &Arc<Envelope>) -> Vec<DeliveryFailed> {
-        let mut out: Vec<DeliveryFailed> = self
-            .offline_users
-            .iter()
-            .map(|u| {
-                failure(
-                    FailureKind::UserOffline,
-                    envelope,
-                    Some(u.clone()),
-                    None,
-                    "recipient has no live session",
-                )
-            })
-            .collect();
-        if self.unknown_group {
-            out.push(failure(
-                FailureKind::Validation,
-                envelope,
-                None,
-                None,
-                "no such group",
-            ));
-        }
-        out.extend(self.failed.iter().map(|f| {
-            let detail = match f.kind {
-                FailureKind::QueueFull => "session outbound queue overflowed",
-                _ => "session closed before the frame was queued",
-            };
-            failure(
-                f.kind,
-                envelope,
-                Some(f.user_id.clone()),
-                Some(f.client_id.clone()),
-                detail,
-            )
-        }));
-        out
-    }
 }
 
 /// A cheap handle on the shared routing state.
@@ -227,7 +151,7 @@ impl Router {
                 Err(e) => {
                     let kind = match e {
                         PushError::Full(_) => {
-                            entry.handle.addr.do_send(QueueOverflowed);
+                            entry.handle.overflowed.do_send(QueueOverflowed);
                             FailureKind::QueueFull
                         }
                         PushError::Closed(_) => FailureKind::ConnectionError,

@@ -62,6 +62,11 @@ impl OutboundQueue {
         self.bytes
     }
 
+    /// Whether `cost` more bytes fit.
+    pub fn has_room(&self, cost: usize) -> bool {
+        self.bytes + cost <= self.capacity
+    }
+
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.control.is_empty() && self.lanes.iter().all(VecDeque::is_empty)
@@ -79,6 +84,15 @@ impl OutboundQueue {
             other => self.control.push_back(other),
         }
         Ok(())
+    }
+
+    /// Queues an item whatever the budget (held frames that were already accounted for).
+    pub(crate) fn force_push(&mut self, item: Outgoing) {
+        self.bytes += item.cost();
+        match item {
+            Outgoing::App(f) => self.lanes[f.priority().rank()].push_back(f),
+            other => self.control.push_back(other),
+        }
     }
 
     fn pop(&mut self) -> Option<Outgoing> {
@@ -135,6 +149,22 @@ pub(crate) struct InboxState {
     pub(crate) queue: OutboundQueue,
     /// Set once: no more pushes are accepted, with the close the writer should send.
     pub(crate) closing: Option<Closing>,
+    /// While the user's stored messages are being queued, live frames wait here (in the
+    /// same byte budget) so that none overtakes the backlog.
+    held: Option<VecDeque<OutboundFrame>>,
+    held_bytes: usize,
+}
+
+impl InboxState {
+    /// Every application frame not written: queued and held.
+    pub(crate) fn drain_app(&mut self) -> Vec<OutboundFrame> {
+        let mut v = self.queue.drain_app();
+        if let Some(h) = self.held.as_mut() {
+            v.extend(h.drain(..));
+        }
+        self.held_bytes = 0;
+        v
+    }
 }
 
 /// How a session closes.
@@ -152,6 +182,8 @@ pub(crate) struct Closing {
 pub struct Inbox {
     state: Mutex<InboxState>,
     pub(crate) notify: Notify,
+    /// Signalled by the writer after it takes a batch (room may have opened).
+    pub(crate) drained: Notify,
 }
 
 impl Inbox {
@@ -161,8 +193,11 @@ impl Inbox {
             state: Mutex::new(InboxState {
                 queue: OutboundQueue::new(capacity),
                 closing: None,
+                held: None,
+                held_bytes: 0,
             }),
             notify: Notify::new(),
+            drained: Notify::new(),
         }
     }
 
@@ -178,6 +213,24 @@ impl Inbox {
         let mut st = self.lock();
         if st.closing.is_some() {
             return Err(PushError::Closed(frame));
+        }
+        if st.held.is_some() {
+            let cost = Outgoing::App(frame.clone()).cost();
+            if st.queue.has_room(st.held_bytes + cost) {
+                st.held_bytes += cost;
+                if let Some(h) = st.held.as_mut() {
+                    h.push_back(frame);
+                }
+                return Ok(());
+            }
+            st.closing = Some(Closing {
+                code: CloseCode::SlowConsumer,
+                reason: "outbound queue overflow".into(),
+                flush: false,
+            });
+            drop(st);
+            self.notify.notify_one();
+            return Err(PushError::Full(frame));
         }
         match st.queue.push(Outgoing::App(frame)) {
             Ok(()) => {
@@ -197,6 +250,45 @@ impl Inbox {
             }
             Err(_) => unreachable_push(),
         }
+    }
+
+    /// Holds live frames behind the stored backlog until [`Inbox::release`].
+    pub(crate) fn hold(&self) {
+        let mut st = self.lock();
+        if st.held.is_none() {
+            st.held = Some(VecDeque::new());
+        }
+    }
+
+    /// Queues a stored frame if it fits now (never closing the session for its own
+    /// backlog); otherwise gives it back, to retry after the writer drained some.
+    pub(crate) fn push_backlog(&self, frame: OutboundFrame) -> Result<(), PushError> {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return Err(PushError::Closed(frame));
+        }
+        let held = st.held_bytes;
+        let cost = Outgoing::App(frame.clone()).cost();
+        if !st.queue.has_room(held + cost) && !st.queue.is_empty() {
+            return Err(PushError::Full(frame));
+        }
+        // An empty queue takes one frame even over the budget, so a backlog always moves.
+        st.queue.force_push(Outgoing::App(frame));
+        drop(st);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// The backlog is queued: held live frames follow it.
+    pub(crate) fn release(&self) {
+        let mut st = self.lock();
+        let Some(held) = st.held.take() else { return };
+        st.held_bytes = 0;
+        for f in held {
+            st.queue.force_push(Outgoing::App(f));
+        }
+        drop(st);
+        self.notify.notify_one();
     }
 
     /// Queues a control item; `false` when the session is closing or the budget is exhausted
@@ -232,9 +324,16 @@ impl Inbox {
             flush,
         });
         let dropped = if flush {
+            // Held frames are written after what is queued.
+            if let Some(held) = st.held.take() {
+                st.held_bytes = 0;
+                for f in held {
+                    st.queue.force_push(Outgoing::App(f));
+                }
+            }
             Vec::new()
         } else {
-            st.queue.drain_app()
+            st.drain_app()
         };
         drop(st);
         self.notify.notify_one();

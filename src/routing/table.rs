@@ -3,73 +3,10 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::sync::Arc;
-use std::time::SystemTime;
-
-use serde_json::{Map, Value};
 
 use crate::error::{ConnectError, GroupError};
-use crate::protocol::{ClientId, GroupId, UserId, UserType};
-
-/// What the hub knows about one session.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    /// The session's client id.
-    pub client_id: ClientId,
-    /// The session's user.
-    pub user_id: UserId,
-    /// The user's type.
-    pub user_type: UserType,
-    /// The user's role, when the authenticator set one.
-    pub role: Option<String>,
-    /// A serial number that tells two sessions with the same client id apart.
-    pub conn: u64,
-    /// When the session connected.
-    pub connected_at: SystemTime,
-    /// Application metadata.
-    pub metadata: Map<String, Value>,
-}
-
-/// A predicate over sessions, for [`Target::Matching`].
-pub type SessionPredicate = Arc<dyn Fn(&SessionInfo) -> bool + Send + Sync>;
-
-/// Who a message goes to.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum Target {
-    /// Every session of one user.
-    User(UserId),
-    /// Every session of each of these users.
-    Users(Vec<UserId>),
-    /// Every member session of a group.
-    Group(GroupId),
-    /// Every session.
-    Broadcast,
-    /// Every session of users of this type.
-    UserType(UserType),
-    /// Every session whose role is this.
-    Role(String),
-    /// One session.
-    Client(ClientId),
-    /// Every session the predicate accepts.
-    Matching(SessionPredicate),
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::User(u) => write!(f, "User({u})"),
-            Target::Users(us) => write!(f, "Users({} users)", us.len()),
-            Target::Group(g) => write!(f, "Group({g})"),
-            Target::Broadcast => f.write_str("Broadcast"),
-            Target::UserType(t) => write!(f, "UserType({t})"),
-            Target::Role(r) => write!(f, "Role({r})"),
-            Target::Client(c) => write!(f, "Client({c})"),
-            Target::Matching(_) => f.write_str("Matching(..)"),
-        }
-    }
-}
+use crate::model::{SessionInfo, Target};
+use crate::protocol::{ClientId, GroupId, UserId};
 
 /// A session in the table: its info, the handle routing pushes to, its groups.
 #[derive(Debug)]
@@ -255,6 +192,11 @@ impl<H> RoutingTable<H> {
         out
     }
 
+    /// Number of groups with at least one member.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
     /// Members of a group, `None` if the group does not exist.
     pub fn group_members(&self, group: &GroupId) -> Option<usize> {
         self.groups.get(group).map(HashSet::len)
@@ -312,6 +254,10 @@ impl<H> RoutingTable<H> {
                 .filter(|e| e.info.role.as_deref() == Some(r.as_str()))
                 .for_each(&mut visit),
             Target::Client(c) => self.sessions.get(c).into_iter().for_each(&mut visit),
+            Target::Clients(cs) => cs
+                .iter()
+                .filter_map(|c| self.sessions.get(c))
+                .for_each(&mut visit),
             Target::Matching(pred) => self
                 .sessions
                 .values()
@@ -327,6 +273,11 @@ impl<H> RoutingTable<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SessionPredicate;
+    use crate::protocol::UserType;
+    use serde_json::Map;
+    use std::sync::Arc;
+    use std::time::SystemTime;
 
     fn info(client: &str, user: &str, conn: u64) -> SessionInfo {
         SessionInfo {

@@ -1,0 +1,429 @@
+//! The record book: every tracked message's record, keyed by `(from, id)`, with an index of
+//! the deliveries awaiting each user's ack, the waiters for final outcomes, and the set of
+//! changed records the store's writer pulls (no snapshot is copied per change).
+//!
+//! Records in flight and failed ones always stay in memory; at most `max_records` in all,
+//! the oldest settled ones leaving first (they remain in the durable store when they were
+//! written there).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use actix::Recipient;
+use foldhash::fast::RandomState;
+use tokio::sync::oneshot;
+
+use crate::model::{
+    now_ms, DeliveryState, DeliveryStats, MessageKey, MessageRecord, MessageStatus,
+};
+use crate::protocol::MessageId;
+use crate::protocol::UserId;
+use crate::store::{RecordSource, RecordsChanged};
+
+type FastMap<K, V> = HashMap<K, V, RandomState>;
+
+struct Entry {
+    record: MessageRecord,
+    dirty: bool,
+    persisted: bool,
+}
+
+struct State {
+    map: FastMap<MessageKey, Entry>,
+    order: VecDeque<MessageKey>,
+    awaiting: FastMap<UserId, Vec<MessageKey>>,
+    waiters: FastMap<MessageKey, Vec<oneshot::Sender<MessageRecord>>>,
+    dirty: Vec<MessageKey>,
+}
+
+/// The shared record book. Cheap to clone.
+#[derive(Clone)]
+pub struct Records {
+    state: Arc<Mutex<State>>,
+    sink: Arc<OnceLock<Recipient<RecordsChanged>>>,
+    limits: Arc<Limits>,
+}
+
+struct Limits {
+    max_records: usize,
+    persist_delay_ms: u64,
+    persist_settled: bool,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records::new(100_000, 0, true)
+    }
+}
+
+fn awaiting_users(r: &MessageRecord) -> impl Iterator<Item = &UserId> {
+    r.recipients
+        .iter()
+        .filter(|d| d.state == DeliveryState::AwaitingAck)
+        .map(|d| &d.user_id)
+}
+
+impl State {
+    fn index_add(&mut self, user: &UserId, key: &MessageKey) {
+        let keys = self.awaiting.entry(user.clone()).or_default();
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+
+    fn index_remove(&mut self, user: &UserId, key: &MessageKey) {
+        if let Some(keys) = self.awaiting.get_mut(user) {
+            if let Some(i) = keys.iter().position(|k| k == key) {
+                keys.swap_remove(i);
+            }
+            if keys.is_empty() {
+                self.awaiting.remove(user);
+            }
+        }
+    }
+}
+
+impl Records {
+    /// A book keeping at most `max_records` in memory; changed records are written to the
+    /// store once older than `persist_delay_ms` (or settled), and settled successful ones
+    /// that were never written are written only when `persist_settled`.
+    pub fn new(max_records: usize, persist_delay_ms: u64, persist_settled: bool) -> Self {
+        Records {
+            state: Arc::new(Mutex::new(State {
+                map: FastMap::default(),
+                order: VecDeque::new(),
+                awaiting: FastMap::default(),
+                waiters: FastMap::default(),
+                dirty: Vec::new(),
+            })),
+            sink: Arc::new(OnceLock::new()),
+            limits: Arc::new(Limits {
+                max_records: max_records.max(1),
+                persist_delay_ms,
+                persist_settled,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every method leaves the book consistent, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells `sink` (the store's writer) when records changed.
+    pub fn persist_to(&self, sink: Recipient<RecordsChanged>) {
+        if self.sink.set(sink).is_err() {
+            log::warn!("record book: a second store writer was ignored");
+        }
+    }
+
+    fn mark_dirty(&self, st: &mut State, key: &MessageKey) {
+        if self.sink.get().is_none() {
+            return;
+        }
+        let Some(e) = st.map.get_mut(key) else { return };
+        if e.dirty {
+            return;
+        }
+        e.dirty = true;
+        let was_empty = st.dirty.is_empty();
+        st.dirty.push(key.clone());
+        if was_empty {
+            if let Some(sink) = self.sink.get() {
+                sink.do_send(RecordsChanged);
+            }
+        }
+    }
+
+    fn settle(&self, st: &mut State, key: &MessageKey) {
+        if st.waiters.is_empty() {
+            return;
+        }
+        let Some(e) = st.map.get(key) else { return };
+        if !e.record.is_final() {
+            return;
+        }
+        if let Some(ws) = st.waiters.remove(key) {
+            let mut snapshot = e.record.clone();
+            snapshot.stamp();
+            for w in ws {
+                // A waiter that gave up (timed out) is fine: the record stays queryable.
+                let _ = w.send(snapshot.clone());
+            }
+        }
+    }
+
+    /// Stores a new record (replacing one with the same key).
+    pub fn insert(&self, record: MessageRecord) {
+        let key = record.key.clone();
+        let mut st = self.lock();
+        if let Some(old) = st.map.remove(&key) {
+            for u in awaiting_users(&old.record) {
+                let u = u.clone();
+                st.index_remove(&u, &key);
+            }
+        }
+        for u in awaiting_users(&record) {
+            let u = u.clone();
+            st.index_add(&u, &key);
+        }
+        st.map.insert(
+            key.clone(),
+            Entry {
+                record,
+                dirty: false,
+                persisted: false,
+            },
+        );
+        st.order.push_back(key.clone());
+        self.mark_dirty(&mut st, &key);
+        self.settle(&mut st, &key);
+        self.evict(&mut st);
+    }
+
+    fn evict(&self, st: &mut State) {
+        let mut budget = 64;
+        while st.map.len() > self.limits.max_records && budget > 0 {
+            budget -= 1;
+            let Some(key) = st.order.pop_front() else {
+                break;
+            };
+            let keep = match st.map.get(&key) {
+                None => continue,
+                Some(e) => e.dirty || !e.record.is_final() || e.record.status.is_failure(),
+            };
+            if keep {
+                st.order.push_back(key);
+            } else {
+                st.map.remove(&key);
+            }
+        }
+    }
+
+    /// Loads records (at startup) without writing them again.
+    pub fn load(&self, records: Vec<MessageRecord>) {
+        let mut st = self.lock();
+        for r in records {
+            let key = r.key.clone();
+            for u in awaiting_users(&r) {
+                let u = u.clone();
+                st.index_add(&u, &key);
+            }
+            st.order.push_back(key.clone());
+            st.map.insert(
+                key,
+                Entry {
+                    record: r,
+                    dirty: false,
+                    persisted: true,
+                },
+            );
+        }
+    }
+
+    /// One record (a copy).
+    pub fn get(&self, key: &MessageKey) -> Option<MessageRecord> {
+        let mut r = self.lock().map.get(key).map(|e| e.record.clone())?;
+        r.stamp();
+        Some(r)
+    }
+
+    /// The records with this id, from any sender.
+    pub fn find_by_id(&self, id: &MessageId) -> Vec<MessageRecord> {
+        let mut v: Vec<MessageRecord> = self
+            .lock()
+            .map
+            .values()
+            .filter(|e| &e.record.key.id == id)
+            .map(|e| e.record.clone())
+            .collect();
+        v.iter_mut().for_each(MessageRecord::stamp);
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+
+    /// Changes a record through the state machine; keeps the ack index, wakes waiters once
+    /// it is final, and marks it for the store. `None` for an unknown key.
+    pub(crate) fn update<R>(
+        &self,
+        key: &MessageKey,
+        f: impl FnOnce(&mut MessageRecord) -> R,
+    ) -> Option<R> {
+        let mut st = self.lock();
+        let e = st.map.get_mut(key)?;
+        let before: Vec<UserId> = awaiting_users(&e.record).cloned().collect();
+        let out = f(&mut e.record);
+        let after: Vec<UserId> = awaiting_users(&e.record).cloned().collect();
+        for u in before.iter().filter(|u| !after.contains(u)) {
+            st.index_remove(u, key);
+        }
+        for u in after.iter().filter(|u| !before.contains(u)) {
+            st.index_add(u, key);
+        }
+        self.mark_dirty(&mut st, key);
+        self.settle(&mut st, key);
+        Some(out)
+    }
+
+    /// Resolves with the record once it is final (at once if it already is).
+    pub fn wait_final(&self, key: &MessageKey) -> oneshot::Receiver<MessageRecord> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock();
+        match st.map.get(key) {
+            Some(e) if e.record.is_final() => {
+                let mut r = e.record.clone();
+                r.stamp();
+                // The receiver is right here; it cannot have gone.
+                let _ = tx.send(r);
+            }
+            _ => st.waiters.entry(key.clone()).or_default().push(tx),
+        }
+        rx
+    }
+
+    /// The keys of deliveries awaiting `user`'s ack (with this id, when given).
+    pub(crate) fn awaiting(&self, user: &UserId, id: Option<&MessageId>) -> Vec<MessageKey> {
+        self.lock()
+            .awaiting
+            .get(user)
+            .map(|keys| {
+                keys.iter()
+                    .filter(|k| id.is_none_or(|id| &k.id == id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Keys of every record in flight.
+    pub(crate) fn in_flight_keys(&self) -> Vec<MessageKey> {
+        self.lock()
+            .map
+            .values()
+            .filter(|e| e.record.in_flight())
+            .map(|e| e.record.key.clone())
+            .collect()
+    }
+
+    fn collect(&self, pred: impl Fn(&MessageRecord) -> bool) -> Vec<MessageRecord> {
+        let mut v: Vec<MessageRecord> = self
+            .lock()
+            .map
+            .values()
+            .filter(|e| pred(&e.record))
+            .map(|e| e.record.clone())
+            .collect();
+        v.sort_by_key(|r| r.created_ms);
+        v.iter_mut().for_each(MessageRecord::stamp);
+        v
+    }
+
+    /// Records with this status, oldest first.
+    pub fn by_status(&self, status: MessageStatus) -> Vec<MessageRecord> {
+        self.collect(|r| r.status == status)
+    }
+
+    /// Records that failed (any failure status), oldest first.
+    pub fn failed(&self) -> Vec<MessageRecord> {
+        self.collect(|r| r.status.is_failure())
+    }
+
+    /// Failed records that have not expired (candidates for `retry_failed`).
+    pub fn retryable(&self) -> Vec<MessageRecord> {
+        let now = now_ms();
+        self.collect(|r| {
+            r.status.is_failure() && r.status != MessageStatus::Expired && !r.expired(now)
+        })
+    }
+
+    /// How many records have each status.
+    pub fn stats(&self) -> BTreeMap<MessageStatus, usize> {
+        let mut out: BTreeMap<MessageStatus, usize> =
+            MessageStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for e in self.lock().map.values() {
+            *out.entry(e.record.status).or_default() += 1;
+        }
+        out
+    }
+
+    /// What is in flight now.
+    pub fn delivery_stats(&self) -> DeliveryStats {
+        let st = self.lock();
+        let mut s = DeliveryStats {
+            records: st.map.len(),
+            ..Default::default()
+        };
+        for e in st.map.values() {
+            if e.record.in_flight() {
+                s.in_flight += 1;
+            }
+            for d in &e.record.recipients {
+                match d.state {
+                    DeliveryState::AwaitingAck => s.awaiting_acks += 1,
+                    DeliveryState::Retrying => s.scheduled_retries += 1,
+                    _ => {}
+                }
+            }
+        }
+        s
+    }
+
+    /// Removes settled records created before `cutoff_ms`; returns how many.
+    pub fn remove_final_before(&self, cutoff_ms: u64) -> usize {
+        let mut st = self.lock();
+        let before = st.map.len();
+        st.map
+            .retain(|_, e| e.dirty || !(e.record.is_final() && e.record.created_ms < cutoff_ms));
+        let State { map, order, .. } = &mut *st;
+        order.retain(|k| map.contains_key(k));
+        before - st.map.len()
+    }
+
+    /// Number of records in memory.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether there are no records in memory.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RecordSource for Records {
+    fn take_changed(&self, now: u64, all: bool) -> Vec<MessageRecord> {
+        let mut st = self.lock();
+        let keys = std::mem::take(&mut st.dirty);
+        let mut out = Vec::with_capacity(keys.len());
+        let mut later = Vec::new();
+        for key in keys {
+            let Some(e) = st.map.get_mut(&key) else {
+                continue;
+            };
+            let young = now.saturating_sub(e.record.created_ms) < self.limits.persist_delay_ms;
+            let settled_ok = e.record.is_final() && !e.record.status.is_failure();
+            if !all && young && !settled_ok {
+                later.push(key);
+                continue;
+            }
+            e.dirty = false;
+            if settled_ok && !e.persisted && !self.limits.persist_settled && !all {
+                continue; // acknowledged before it was ever written: nothing to keep durable
+            }
+            e.persisted = true;
+            let mut r = e.record.clone();
+            r.stamp();
+            out.push(r);
+        }
+        let more = !later.is_empty();
+        st.dirty.extend(later);
+        drop(st);
+        if more && out.is_empty() {
+            // Nothing due yet: the writer asks again after its window.
+            if let Some(sink) = self.sink.get() {
+                sink.do_send(RecordsChanged);
+            }
+        }
+        out
+    }
+}

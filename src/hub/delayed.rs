@@ -1,0 +1,145 @@
+//! Delayed messages (`DispatchLater`): persisted with their due time before the caller hears
+//! back, sent through the one delivery path when due (after a restart too), one timer for
+//! the earliest.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::{DispatchLater, Hub};
+use crate::model::{now_ms, RecordTarget};
+use crate::protocol::MessageId;
+use crate::store::{DelayedItem, StoreError};
+
+/// Why a delayed message was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// A `Matching` predicate cannot be persisted; resolve it to users or clients first.
+    NotPersistable,
+    /// Persisting it failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScheduleError::NotPersistable => {
+                f.write_str("a matching-predicate target cannot be persisted for later")
+            }
+            ScheduleError::Store(e) => write!(f, "cannot persist the delayed message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ScheduleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ScheduleError::Store(e) => Some(e),
+            ScheduleError::NotPersistable => None,
+        }
+    }
+}
+
+/// The hub's delayed messages, by due time.
+#[derive(Default)]
+pub(crate) struct Delayed {
+    due: BTreeMap<(u64, u64), DelayedItem>,
+    seq: u64,
+    timer: Option<(SpawnHandle, u64)>,
+}
+
+impl Delayed {
+    pub(crate) fn load(&mut self, items: Vec<DelayedItem>) {
+        for item in items {
+            self.add(item);
+        }
+    }
+
+    fn add(&mut self, item: DelayedItem) {
+        self.seq += 1;
+        self.due.insert((item.due_ms, self.seq), item);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    /// Arms one timer for the earliest due message.
+    pub(crate) fn arm(&mut self, ctx: &mut Context<Hub>) {
+        let Some(&(next, _)) = self.due.keys().next() else {
+            return;
+        };
+        if let Some((h, at)) = self.timer {
+            if at <= next {
+                return;
+            }
+            ctx.cancel_future(h);
+        }
+        let wait = Duration::from_millis(next.saturating_sub(now_ms()));
+        let h = ctx.run_later(wait, |hub, ctx| hub.fire_delayed(ctx));
+        self.timer = Some((h, next));
+    }
+
+    fn take_due(&mut self, now: u64) -> Vec<DelayedItem> {
+        let later = self.due.split_off(&(now + 1, 0));
+        let due = std::mem::replace(&mut self.due, later);
+        due.into_values().collect()
+    }
+}
+
+impl Hub {
+    fn fire_delayed(&mut self, ctx: &mut Context<Self>) {
+        self.delayed.timer = None;
+        for item in self.delayed.take_due(now_ms()) {
+            let key = item.key();
+            log::debug!("sending delayed message {key}");
+            self.dispatch(&item.target.to_target(), item.envelope, None);
+            if let Some(store) = self.rel.store().cloned() {
+                actix_rt::spawn(async move {
+                    if let Err(e) = store.remove_delayed(key.clone()).await {
+                        // It was sent; at worst it is sent again after a restart.
+                        log::error!("cannot forget sent delayed message {key}: {e}");
+                    }
+                });
+            }
+        }
+        self.delayed.arm(ctx);
+    }
+}
+
+impl Handler<DispatchLater> for Hub {
+    type Result = ResponseActFuture<Self, Result<MessageId, ScheduleError>>;
+
+    fn handle(&mut self, msg: DispatchLater, _: &mut Context<Self>) -> Self::Result {
+        let id = msg.envelope.id.clone();
+        let Some(target) = RecordTarget::of(&msg.target) else {
+            return Box::pin(fut::ready(Err(ScheduleError::NotPersistable)));
+        };
+        let item = DelayedItem {
+            target,
+            envelope: msg.envelope,
+            due_ms: now_ms().saturating_add(msg.delay.as_millis() as u64),
+        };
+        let store = self.rel.store().cloned();
+        Box::pin(
+            async move {
+                match store {
+                    Some(s) => s.save_delayed(item.clone()).await.map(|()| item),
+                    None => Ok(item),
+                }
+            }
+            .into_actor(self)
+            .map(move |res, hub, ctx| match res {
+                Ok(item) => {
+                    hub.delayed.add(item);
+                    hub.delayed.arm(ctx);
+                    Ok(id)
+                }
+                Err(e) => Err(ScheduleError::Store(e)),
+            }),
+        )
+    }
+}
