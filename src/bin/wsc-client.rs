@@ -1,9 +1,10 @@
 //! `wsc-client`: a command-line client for `wsc.v1` servers.
 //!
 //! Connects as a user, prints every frame the server sends as one JSON line on stdout
-//! (welcome, receipts, pongs, errors, messages; duplicates of a message are printed once),
-//! acknowledges `require_ack` messages once printed, and sends each line read from stdin as
-//! a frame (`{"type":"text","to":"bob","content":"hi"}`; the client assigns missing ids).
+//! (welcome, receipts, pongs, errors, messages; duplicates of a message, same sender and id,
+//! are printed once), acknowledges `require_ack` messages once printed (the ack names the
+//! sender), and sends each line read from stdin as a frame
+//! (`{"type":"text","to":"bob","content":"hi"}`; the client assigns missing ids).
 //! At end of input it writes what is queued, closes with 1000 and exits 0. Logs go to
 //! stderr (`RUST_LOG`, default `info`).
 //!

@@ -46,6 +46,8 @@ pub struct WscClient {
     pub(super) outbox: VecDeque<OutgoingMessage>,
     /// Application frames handed to the connection and not yet reported written.
     pub(super) in_flight: usize,
+    /// Frames waiting for their receipt, by id. The id alone names them: they are all this
+    /// user's own messages (ids are unique per sender), and receipts go to the sending session.
     pub(super) receipts: HashMap<MessageId, PendingReceipt>,
     /// Join frames sent to restore membership after a reconnect, by id.
     pub(super) rejoins: HashMap<MessageId, OutgoingMessage>,

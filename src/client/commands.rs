@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::actor::{PendingReceipt, WscClient};
 use super::connection::Outbound;
+use super::dedup::DeliveryKey;
 use super::error::{FlushError, ReceiptError, SendError, StopReason};
 use super::frame::{OutgoingMessage, Receipt};
 use super::messages::{
@@ -151,8 +152,9 @@ impl Handler<Acknowledge> for WscClient {
     type Result = bool;
 
     fn handle(&mut self, msg: Acknowledge, _: &mut Context<Self>) -> bool {
-        self.dedup.accept(&msg.id);
-        self.send_ack(&msg.id)
+        let key = DeliveryKey::new(msg.from, msg.id);
+        self.dedup.accept(&key);
+        self.send_ack(&key)
     }
 }
 

@@ -26,7 +26,7 @@ pub enum AckMode {
     /// (at once when no handler is registered).
     #[default]
     Auto,
-    /// The application acks with [`super::Acknowledge`].
+    /// The application acks with [`super::Acknowledge`] (by the message's `from` and `id`).
     Manual,
 }
 
@@ -77,8 +77,9 @@ pub struct ClientConfig {
     /// How long `SendWithReceipt`, `Join` and `Leave` wait for the server's receipt.
     /// Defaults to 10000.
     pub receipt_timeout_ms: u64,
-    /// How many recent message ids are remembered to drop duplicates (at-least-once delivery
-    /// resends a frame with the same id). Defaults to 1024.
+    /// How many recent messages, keyed by `(from, id)`, are remembered to drop duplicates
+    /// (at-least-once delivery resends a frame with the same `from` and `id`; two senders'
+    /// messages with the same id are both delivered). Defaults to 1024.
     pub dedup_window: usize,
     /// Who acknowledges `require_ack` frames. Defaults to `auto`.
     pub ack_mode: AckMode,

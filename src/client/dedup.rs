@@ -1,14 +1,35 @@
-//! The duplicate filter: the last N message ids delivered to the application, and whether the
+//! The duplicate filter: the last N messages delivered to the application, keyed by
+//! `(from, id)` (ids are unique per sender, docs/DELIVERY.md "Keys"), and whether the
 //! application accepted each. A plain struct, tested without a runtime.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::protocol::MessageId;
+use crate::protocol::{MessageId, UserId};
+
+/// What identifies a delivered message: its sender and its id. Two senders may use the same
+/// id; those are two messages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DeliveryKey {
+    pub(crate) from: UserId,
+    pub(crate) id: MessageId,
+}
+
+impl DeliveryKey {
+    pub(crate) fn new(from: UserId, id: MessageId) -> Self {
+        DeliveryKey { from, id }
+    }
+}
+
+impl std::fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "from={} id={}", self.from, self.id)
+    }
+}
 
 /// What to do with an arriving message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Seen {
-    /// A new id: deliver it to the application.
+    /// A new `(from, id)`: deliver it to the application.
     New,
     /// A duplicate of a message the application has not answered yet: drop it.
     Pending,
@@ -17,12 +38,12 @@ pub(crate) enum Seen {
     Accepted,
 }
 
-/// Remembers up to `capacity` ids, oldest forgotten first.
+/// Remembers up to `capacity` keys, oldest forgotten first.
 #[derive(Debug)]
 pub(crate) struct DedupWindow {
     capacity: usize,
-    order: VecDeque<MessageId>,
-    accepted: HashMap<MessageId, bool>,
+    order: VecDeque<DeliveryKey>,
+    accepted: HashMap<DeliveryKey, bool>,
 }
 
 impl DedupWindow {
@@ -34,12 +55,12 @@ impl DedupWindow {
         }
     }
 
-    /// Records `id` when new; says whether it is new or a duplicate.
-    pub(crate) fn observe(&mut self, id: &MessageId) -> Seen {
+    /// Records `key` when new; says whether it is new or a duplicate.
+    pub(crate) fn observe(&mut self, key: &DeliveryKey) -> Seen {
         if self.capacity == 0 {
             return Seen::New;
         }
-        match self.accepted.get(id) {
+        match self.accepted.get(key) {
             Some(true) => return Seen::Accepted,
             Some(false) => return Seen::Pending,
             None => {}
@@ -52,22 +73,22 @@ impl DedupWindow {
                 None => break,
             }
         }
-        self.order.push_back(id.clone());
-        self.accepted.insert(id.clone(), false);
+        self.order.push_back(key.clone());
+        self.accepted.insert(key.clone(), false);
         Seen::New
     }
 
-    /// The application accepted `id`: later duplicates are acked again.
-    pub(crate) fn accept(&mut self, id: &MessageId) {
-        if let Some(a) = self.accepted.get_mut(id) {
+    /// The application accepted `key`: later duplicates are acked again.
+    pub(crate) fn accept(&mut self, key: &DeliveryKey) {
+        if let Some(a) = self.accepted.get_mut(key) {
             *a = true;
         }
     }
 
-    /// The application refused `id`: forget it, so a resend is delivered again.
-    pub(crate) fn forget(&mut self, id: &MessageId) {
-        if self.accepted.remove(id).is_some() {
-            self.order.retain(|o| o != id);
+    /// The application refused `key`: forget it, so a resend is delivered again.
+    pub(crate) fn forget(&mut self, key: &DeliveryKey) {
+        if self.accepted.remove(key).is_some() {
+            self.order.retain(|o| o != key);
         }
     }
 
@@ -81,8 +102,12 @@ impl DedupWindow {
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> MessageId {
-        MessageId::from(s)
+    fn key(from: &str, id: &str) -> DeliveryKey {
+        DeliveryKey::new(UserId::from(from), MessageId::from(id))
+    }
+
+    fn id(s: &str) -> DeliveryKey {
+        key("alice", s)
     }
 
     #[test]
@@ -98,6 +123,45 @@ mod tests {
         assert_eq!(w.len(), 3, "bounded");
         assert_eq!(w.observe(&id("a")), Seen::New, "a fell out of the window");
         assert_eq!(w.observe(&id("d")), Seen::Pending);
+    }
+
+    #[test]
+    fn two_senders_with_the_same_id_are_two_messages() {
+        let mut w = DedupWindow::new(8);
+        assert_eq!(w.observe(&key("alice", "1")), Seen::New);
+        assert_eq!(
+            w.observe(&key("bob", "1")),
+            Seen::New,
+            "bob's 1 is not alice's 1"
+        );
+        assert_eq!(w.len(), 2);
+        // Each is its own duplicate, and accepting or forgetting one leaves the other alone.
+        w.accept(&key("alice", "1"));
+        assert_eq!(w.observe(&key("alice", "1")), Seen::Accepted);
+        assert_eq!(w.observe(&key("bob", "1")), Seen::Pending);
+        w.forget(&key("bob", "1"));
+        assert_eq!(w.observe(&key("alice", "1")), Seen::Accepted);
+        assert_eq!(
+            w.observe(&key("bob", "1")),
+            Seen::New,
+            "bob's was forgotten"
+        );
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn the_window_bounds_keys_of_all_senders_together() {
+        let mut w = DedupWindow::new(2);
+        assert_eq!(w.observe(&key("alice", "1")), Seen::New);
+        assert_eq!(w.observe(&key("bob", "1")), Seen::New);
+        assert_eq!(w.observe(&key("carol", "1")), Seen::New);
+        assert_eq!(w.len(), 2, "bounded");
+        assert_eq!(
+            w.observe(&key("alice", "1")),
+            Seen::New,
+            "the oldest key fell out"
+        );
+        assert_eq!(w.observe(&key("carol", "1")), Seen::Pending);
     }
 
     #[test]

@@ -54,12 +54,14 @@ pub struct Disconnected {
     pub retry_in: Option<Duration>,
 }
 
-/// An application message arrived (duplicates are dropped before this event).
+/// An application message arrived (duplicates, same `from` and `id`, are dropped before this
+/// event).
 ///
 /// The handler's answer decides the acknowledgement: return `true` when the application took
 /// the message; with `AckMode::Auto` the client then acks a `require_ack` frame. Return
 /// `false` to leave it unacknowledged: the server resends it after its ack timeout, and the
-/// resend is delivered again (a refused id is not remembered as a duplicate).
+/// resend is delivered again (a refused message is not remembered as a duplicate). With
+/// `AckMode::Manual` the application acks with [`super::Acknowledge`] instead.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
 pub struct MessageReceived {

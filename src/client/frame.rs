@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::dedup::DeliveryKey;
 use crate::protocol::{ErrorCode, GroupId, MessageId, MessageType, Priority, Source, UserId};
 
 /// A frame the client sends: an application message, or a `join`/`leave`. Deserializes from
@@ -129,20 +130,22 @@ impl OutgoingMessage {
     }
 }
 
-/// `{"type":"ack","id":..}` for a delivered message.
-pub(crate) fn ack_frame(id: &MessageId) -> String {
-    serde_json::json!({"type": "ack", "id": id}).to_string()
+/// `{"type":"ack","id":..,"from":..}` for a delivered message: the sender names which
+/// message of that id is confirmed (docs/DELIVERY.md "Acks name the sender").
+pub(crate) fn ack_frame(key: &DeliveryKey) -> String {
+    serde_json::json!({"type": "ack", "id": key.id, "from": key.from}).to_string()
 }
 
-/// An application message from the server.
+/// An application message from the server. A message is identified by `(from, id)`: ids are
+/// unique per sender, so two senders' messages may share an id.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IncomingMessage {
-    /// Message id (duplicates share it).
+    /// Message id, unique per sender (duplicates share it and `from`).
     pub id: MessageId,
     /// Message type.
     #[serde(rename = "type")]
     pub msg_type: MessageType,
-    /// Sender, set by the server.
+    /// Sender, set by the server (`system` when the frame names none).
     #[serde(default = "system_user")]
     pub from: UserId,
     /// Recipient user, for point-to-point messages.
@@ -178,6 +181,13 @@ pub struct IncomingMessage {
     /// The frame as received.
     #[serde(skip)]
     pub raw: String,
+}
+
+impl IncomingMessage {
+    /// What the duplicate filter and the ack key it by.
+    pub(crate) fn key(&self) -> DeliveryKey {
+        DeliveryKey::new(self.from.clone(), self.id.clone())
+    }
 }
 
 fn system_user() -> UserId {
@@ -349,8 +359,12 @@ mod tests {
             serde_json::from_str(r#"{"to":"a","content":"x","priority":"high"}"#).expect("line");
         assert_eq!(parsed.msg_type, MessageType::Text);
         assert_eq!(parsed.priority, Priority::High);
-        let ack: Value = serde_json::from_str(&ack_frame(&"m1".into())).expect("json");
-        assert_eq!(ack, serde_json::json!({"type":"ack","id":"m1"}));
+        let key = DeliveryKey::new("alice".into(), "m1".into());
+        let ack: Value = serde_json::from_str(&ack_frame(&key)).expect("json");
+        assert_eq!(
+            ack,
+            serde_json::json!({"type":"ack","id":"m1","from":"alice"})
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use actix::prelude::*;
 use super::actor::WscClient;
 use super::config::AckMode;
 use super::connection::Outbound;
-use super::dedup::Seen;
+use super::dedup::{DeliveryKey, Seen};
 use super::error::SendFailure;
 use super::events::{notify, Connected, FrameReceived, MessageReceived, Pong, SendFailed};
 use super::frame::{
@@ -66,6 +66,10 @@ impl WscClient {
     }
 
     /// A receipt or an error frame: resolves a waiting receipt, or reports a refusal.
+    ///
+    /// Both name a frame this session sent, so the id alone is enough. The one server error
+    /// about another sender's id, an ambiguous ack (an ack without `from`, docs/DELIVERY.md),
+    /// cannot arise: every ack this client sends names the sender.
     fn on_receipt(
         &mut self,
         id: Option<MessageId>,
@@ -108,27 +112,28 @@ impl WscClient {
     }
 
     fn on_message(&mut self, message: IncomingMessage, ctx: &mut Context<Self>) {
-        let id = message.id.clone();
+        // Ids are unique per sender: (from, id) names the message (docs/DELIVERY.md "Keys").
+        let key = message.key();
         let require_ack = message.require_ack;
-        match self.dedup.observe(&id) {
+        match self.dedup.observe(&key) {
             Seen::Accepted => {
-                log::debug!("duplicate id={id} dropped (accepted before)");
+                log::debug!("duplicate {key} dropped (accepted before)");
                 if require_ack {
-                    self.send_ack(&id);
+                    self.send_ack(&key);
                 }
                 return;
             }
             Seen::Pending => {
-                log::debug!("duplicate id={id} dropped (still with the application)");
+                log::debug!("duplicate {key} dropped (still with the application)");
                 return;
             }
             Seen::New => {}
         }
         let manual = self.config.ack_mode == AckMode::Manual;
         let Some(recipient) = self.events.message.clone() else {
-            self.dedup.accept(&id);
+            self.dedup.accept(&key);
             if require_ack && !manual {
-                self.send_ack(&id);
+                self.send_ack(&key);
             }
             return;
         };
@@ -140,28 +145,29 @@ impl WscClient {
                         if manual && require_ack {
                             return; // acked (and remembered as accepted) by Acknowledge
                         }
-                        act.dedup.accept(&id);
+                        act.dedup.accept(&key);
                         if require_ack {
-                            act.send_ack(&id);
+                            act.send_ack(&key);
                         }
                     }
                     Ok(false) => {
-                        log::debug!("application refused id={id}; not acknowledged");
-                        act.dedup.forget(&id);
+                        log::debug!("application refused {key}; not acknowledged");
+                        act.dedup.forget(&key);
                     }
                     Err(e) => {
-                        log::warn!("message handler unavailable for id={id}: {e}");
-                        act.dedup.forget(&id);
+                        log::warn!("message handler unavailable for {key}: {e}");
+                        act.dedup.forget(&key);
                     }
                 }),
         );
     }
 
-    /// Sends `{"type":"ack","id":..}`; `false` without a connection (the server resends).
-    pub(super) fn send_ack(&mut self, id: &MessageId) -> bool {
-        let sent = self.send_outbound(Outbound::Control(ack_frame(id)));
+    /// Sends `{"type":"ack","id":..,"from":..}`; `false` without a connection (the server
+    /// resends).
+    pub(super) fn send_ack(&mut self, key: &DeliveryKey) -> bool {
+        let sent = self.send_outbound(Outbound::Control(ack_frame(key)));
         if !sent {
-            log::debug!("ack id={id} not sent: no connection; the server will resend");
+            log::debug!("ack {key} not sent: no connection; the server will resend");
         }
         sent
     }

@@ -3,8 +3,8 @@
 use actix::prelude::*;
 
 use super::error::{FlushError, ReceiptError, SendError};
-use super::frame::{OutgoingMessage, Receipt};
-use crate::protocol::{GroupId, MessageId};
+use super::frame::{IncomingMessage, OutgoingMessage, Receipt};
+use crate::protocol::{GroupId, MessageId, UserId};
 
 /// Where the client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,13 +95,53 @@ impl Leave {
 }
 
 /// Acknowledges a delivered message by hand (with `AckMode::Manual`; harmless otherwise).
+/// A message is named by its sender and its id, since two senders may use the same id: the
+/// ack frame is `{"type":"ack","id":..,"from":..}`. Build it from the received message with
+/// [`Acknowledge::message`] (or `Acknowledge::from(&message)`).
+///
 /// Answers `false` when there is no connection to send it on; the server then resends the
 /// message after its ack timeout and the client acks the duplicate itself.
+///
+/// ```
+/// # use actix_wsc::client::{Acknowledge, IncomingMessage};
+/// # fn demo(message: &IncomingMessage) {
+/// let ack = Acknowledge::message(message);
+/// assert_eq!((&ack.from, &ack.id), (&message.from, &message.id));
+/// let same = Acknowledge::new(message.from.clone(), message.id.clone());
+/// assert_eq!((same.from, same.id), (ack.from, ack.id));
+/// # }
+/// ```
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
 pub struct Acknowledge {
+    /// The delivered message's sender (its `from`).
+    pub from: UserId,
     /// The delivered message's id.
     pub id: MessageId,
+}
+
+impl Acknowledge {
+    /// Acknowledges the message `id` from `from`.
+    pub fn new(from: impl Into<UserId>, id: impl Into<MessageId>) -> Self {
+        Acknowledge {
+            from: from.into(),
+            id: id.into(),
+        }
+    }
+
+    /// Acknowledges `message` (its `from` and `id`).
+    pub fn message(message: &IncomingMessage) -> Self {
+        Acknowledge {
+            from: message.from.clone(),
+            id: message.id.clone(),
+        }
+    }
+}
+
+impl From<&IncomingMessage> for Acknowledge {
+    fn from(message: &IncomingMessage) -> Self {
+        Acknowledge::message(message)
+    }
 }
 
 /// Waits until every queued application frame is written to the socket.

@@ -11,9 +11,12 @@
 //! - **Send** with [`SendMessage`] (a bounded queue that survives reconnects, in order;
 //!   [`SendError::Full`] and [`SendError::Closed`] return the message), [`SendWithReceipt`]
 //!   (the server's `accepted`/`failed`, or a timeout), [`Join`] and [`Leave`].
-//! - **Receive**: duplicates (same id) are dropped within the last `dedup_window` ids;
-//!   `require_ack` frames are acked once the application's [`MessageReceived`] handler
-//!   returns `true` (or by hand with [`Acknowledge`] under [`AckMode::Manual`]).
+//! - **Receive**: a message is its `(from, id)` (ids are unique per sender): duplicates (same
+//!   sender and id) are dropped within the last `dedup_window` messages, and two senders'
+//!   messages with the same id are both delivered. `require_ack` frames are acked once the
+//!   application's [`MessageReceived`] handler returns `true` (or by hand with
+//!   [`Acknowledge`] under [`AckMode::Manual`]); every ack names the sender,
+//!   `{"type":"ack","id":..,"from":..}`.
 //! - **Events** go to the `Recipient`s in [`ClientEvents`]: [`Connected`], [`ConnectFailed`],
 //!   [`Disconnected`], [`MessageReceived`], [`FrameReceived`], [`Sent`], [`SendFailed`],
 //!   [`Ping`], [`Pong`], [`Closed`].
