@@ -373,3 +373,191 @@ pub fn terminate(r: &Running) {
         .expect("run kill");
     assert!(status.success());
 }
+
+// ---- delivery-guarantee helpers (tests/delivery_*.rs) ----
+
+use actix_wsc::hub::GetReliability;
+
+/// `GET url`: the status and the JSON body (`Value::Null` when the body is not JSON).
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let mut resp = awc::Client::new()
+        .get(url)
+        .send()
+        .await
+        .expect("GET request");
+    let status = resp.status().as_u16();
+    let body = resp.body().await.expect("GET body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// `POST url` with a JSON body: the status and the JSON answer.
+pub async fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    let mut resp = awc::Client::new()
+        .post(url)
+        .content_type("application/json")
+        .send_body(body.to_string())
+        .await
+        .expect("POST request");
+    let status = resp.status().as_u16();
+    let body = resp.body().await.expect("POST body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// `GET /api/messages/{id}`: the record as JSON, `None` on 404.
+// NEW API: records are keyed by (from, id); the route may need the sender to pick one.
+pub async fn record_json(server: &TestServer, id: &str) -> Option<Value> {
+    let (status, body) = get_json(&server.http_url(&format!("/api/messages/{id}"))).await;
+    match status {
+        200 => Some(body),
+        404 => None,
+        s => panic!("GET /api/messages/{id}: HTTP {s} {body}"),
+    }
+}
+
+/// The record's `status` field (`"none"` when there is no record).
+pub async fn record_status(server: &TestServer, id: &str) -> String {
+    match record_json(server, id).await {
+        Some(r) => r["status"].as_str().unwrap_or("?").to_owned(),
+        None => "none".to_owned(),
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Ok`, for at most `wait`; then panics with
+/// `what` and the last state `check` described in its `Err`.
+pub async fn wait_until<F, Fut>(wait: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let state = match check().await {
+            Ok(()) => return,
+            Err(state) => state,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: not within {wait:?} (last state: {state})");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How many messages wait in `user`'s offline store (committed rows).
+pub async fn offline_count(server: &TestServer, user: &str) -> usize {
+    let rel = server.hub.send(GetReliability).await.expect("hub");
+    let store = rel.store().expect("the hub has a store").clone();
+    store.count(user.into()).await.expect("store count")
+}
+
+/// Waits (bounded by `wait`) until at least `n` messages wait in `user`'s offline store.
+pub async fn wait_stored(server: &TestServer, user: &str, n: usize, wait: Duration) {
+    wait_until(
+        wait,
+        &format!("{n} message(s) for {user} in the offline store"),
+        || async move {
+            let count = offline_count(server, user).await;
+            if count >= n {
+                Ok(())
+            } else {
+                Err(format!("{count} stored for {user}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Like [`wait_stored`], with the state of record `id` in the failure message.
+pub async fn wait_stored_record(
+    server: &TestServer,
+    user: &str,
+    n: usize,
+    id: &str,
+    wait: Duration,
+) {
+    wait_until(
+        wait,
+        &format!("{n} message(s) for {user} in the offline store"),
+        || async move {
+            let count = offline_count(server, user).await;
+            if count >= n {
+                return Ok(());
+            }
+            let record = match record_json(server, id).await {
+                Some(r) => format!(
+                    "status={} stored_offline={} failure_reason={} pending_acks={}",
+                    r["status"], r["stored_offline"], r["failure_reason"], r["pending_acks"]
+                ),
+                None => "no record".to_owned(),
+            };
+            Err(format!("{count} stored for {user}; record {id}: {record}"))
+        },
+    )
+    .await;
+}
+
+/// Whether a frame is one the application sees (not a pong, not a receipt).
+pub fn is_app_frame(v: &Value) -> bool {
+    !matches!(v["type"].as_str(), Some("pong") | Some("ack"))
+}
+
+impl Client {
+    /// The next JSON frame matching `pred` within `wait` (others skipped, pings answered);
+    /// `Err` says what ended the wait (timeout, close, EOF).
+    pub async fn next_matching(
+        &mut self,
+        wait: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Some(Got::Json(v)) if pred(&v) => return Ok(v),
+                Some(Got::Json(v)) => skipped.push(v.to_string()),
+                Some(Got::Close(code)) => {
+                    return Err(format!("closed with {code:?} (skipped {skipped:?})"))
+                }
+                Some(Got::Eof) => return Err(format!("connection ended (skipped {skipped:?})")),
+                Some(other) => skipped.push(format!("{other:?}")),
+                None => return Err(format!("nothing within {wait:?} (skipped {skipped:?})")),
+            }
+        }
+    }
+
+    /// The next application frame (pongs and receipts skipped) within `wait`; panics with
+    /// `what` and what ended the wait.
+    pub async fn expect_app(&mut self, wait: Duration, what: &str) -> Value {
+        match self.next_matching(wait, is_app_frame).await {
+            Ok(v) => v,
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+
+    /// Reads for `window` (a short wait that lets time pass) and panics on any application
+    /// frame: shows that nothing is delivered to this client in that window.
+    pub async fn assert_no_app_within(&mut self, window: Duration, what: &str) {
+        if let Ok(v) = self.next_matching(window, is_app_frame).await {
+            panic!("{what}: got {v}");
+        }
+    }
+
+    /// [`Client::assert_quiet`] naming the client in the failure: nothing but the pong was
+    /// queued for `who`.
+    pub async fn assert_quiet_as(&mut self, who: &str) {
+        self.send_text(r#"{"type":"ping"}"#).await;
+        let v = self.next_json().await;
+        assert_eq!(v["type"], "pong", "{who} got an unexpected frame {v}");
+    }
+
+    /// An ack naming the sender, as DELIVERY.md asks clients to send.
+    pub async fn ack_from(&mut self, id: &str, from: &str) {
+        self.send_json(&serde_json::json!({"type":"ack","id":id,"from":from}))
+            .await;
+    }
+
+    /// Drops the TCP connection without a close frame (a dead network, a killed app).
+    pub fn drop_connection(self) {
+        drop(self);
+    }
+}
