@@ -345,10 +345,11 @@ async fn retry_failed_message_to_one_user_is_not_broadcast() {
     failed_tracked(&server, Target::User("bob".into()), "u1", &mut bob).await;
     carol.assert_quiet_as("carol").await;
 
-    // NEW API: RetryFailedMessage takes the (from, id) key: ("system", "u1").
     let retried = server
         .hub
-        .send(RetryFailedMessage { id: "u1".into() })
+        .send(RetryFailedMessage {
+            key: actix_wsc::supervision::MessageKey::new("system", "u1"),
+        })
         .await
         .expect("hub");
     assert!(retried, "u1 is a failed record");
@@ -373,10 +374,11 @@ async fn retry_failed_message_to_one_client_is_not_broadcast() {
     laptop.assert_quiet_as("bob-laptop").await;
     carol.assert_quiet_as("carol").await;
 
-    // NEW API: RetryFailedMessage takes the (from, id) key: ("system", "c1").
     let retried = server
         .hub
-        .send(RetryFailedMessage { id: "c1".into() })
+        .send(RetryFailedMessage {
+            key: actix_wsc::supervision::MessageKey::new("system", "c1"),
+        })
         .await
         .expect("hub");
     assert!(retried, "c1 is a failed record");

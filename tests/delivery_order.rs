@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_wsc::hub::{Hub, SendTracked, Target};
-use actix_wsc::protocol::{Envelope, MessageId, UserId};
-use actix_wsc::store::{BatchOutcome, MemoryStore, OfflineItem, Store, StoreError};
-use actix_wsc::supervision::MessageRecord;
+use actix_wsc::protocol::{Envelope, UserId};
+use actix_wsc::store::{BatchOutcome, DelayedItem, MemoryStore, OfflineItem, Store, StoreError};
+use actix_wsc::supervision::{MessageKey, MessageRecord};
 use common::*;
 use serde_json::json;
 
@@ -39,16 +39,17 @@ impl Store for SlowFetch {
     fn fetch_offline(
         &mut self,
         user: &UserId,
+        after_seq: u64,
         limit: usize,
     ) -> Result<Vec<OfflineItem>, StoreError> {
         if *user == self.user {
             // The store runs on its own thread: this is a slow disk, not a wait in the test.
             std::thread::sleep(self.delay);
         }
-        self.inner.fetch_offline(user, limit)
+        self.inner.fetch_offline(user, after_seq, limit)
     }
-    fn remove_offline(&mut self, user: &UserId, ids: &[MessageId]) -> Result<usize, StoreError> {
-        self.inner.remove_offline(user, ids)
+    fn remove_offline(&mut self, user: &UserId, keys: &[MessageKey]) -> Result<usize, StoreError> {
+        self.inner.remove_offline(user, keys)
     }
     fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError> {
         self.inner.purge(now_ms, records_before_ms)
@@ -58,6 +59,18 @@ impl Store for SlowFetch {
     }
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
         self.inner.offline_count(user)
+    }
+    fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.get_record(key)
+    }
+    fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
+        self.inner.save_delayed(item)
+    }
+    fn remove_delayed(&mut self, key: &MessageKey) -> Result<(), StoreError> {
+        self.inner.remove_delayed(key)
+    }
+    fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError> {
+        self.inner.load_delayed()
     }
 }
 
@@ -97,6 +110,7 @@ async fn stored_messages_come_before_live_ones_sent_while_the_session_connects()
             user: "bob".into(),
             delay: Duration::from_millis(300),
         }))
+        .expect("records load")
         .start();
     let server = start_existing(hub).await;
     let (mut alice, _) = connect(&server, "user_id=alice").await;

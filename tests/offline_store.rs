@@ -13,7 +13,7 @@ use actix_wsc::handlers::{QueueFull, SendFailed, UserOffline};
 use actix_wsc::hub::{
     Dispatch, GetReliability, Hub, RetryAllFailed, SendTracked, Subscribe, Target,
 };
-use actix_wsc::protocol::{Envelope, MessageId, UserId};
+use actix_wsc::protocol::{Envelope, UserId};
 use actix_wsc::store::DelayedItem;
 use actix_wsc::store::{BatchOutcome, OfflineItem, Store, StoreError};
 use actix_wsc::supervision::{MessageKey, MessageRecord, MessageStatus};

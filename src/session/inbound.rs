@@ -157,7 +157,13 @@ impl Session {
             }));
             return;
         }
-        let accepted = report.accepted();
+        // A tracked, storable message that missed a closing session is still the hub's
+        // responsibility: it is resent or stored for the user's next connection.
+        let kept = envelope.require_ack
+            && self.rel.storable(&envelope)
+            && !report.unknown_group
+            && report.offline_users.is_empty();
+        let accepted = report.accepted() || kept;
         if envelope.require_ack {
             let receipt = if accepted {
                 control::receipt_accepted(Some(&envelope.id))
