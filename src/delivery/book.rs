@@ -228,6 +228,15 @@ impl Records {
         Some(r)
     }
 
+    /// Reads a record without changing it. `None` for an unknown key.
+    pub(crate) fn read<R>(
+        &self,
+        key: &MessageKey,
+        f: impl FnOnce(&MessageRecord) -> R,
+    ) -> Option<R> {
+        self.lock().map.get(key).map(|e| f(&e.record))
+    }
+
     /// The records with this id, from any sender.
     pub fn find_by_id(&self, id: &MessageId) -> Vec<MessageRecord> {
         let mut v: Vec<MessageRecord> = self

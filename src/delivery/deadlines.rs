@@ -6,6 +6,7 @@ use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -37,6 +38,49 @@ impl<T> Ord for Due<T> {
     }
 }
 
+/// The one timer an actor keeps for the earliest entry of its deadline queue.
+#[derive(Debug, Default)]
+pub struct EarliestTimer(Option<(SpawnHandle, u64)>);
+
+impl EarliestTimer {
+    /// The timer ran (call first thing when it fires).
+    pub fn fired(&mut self) {
+        self.0 = None;
+    }
+
+    /// The actor restarted: the old context's timer is gone.
+    pub fn reset(&mut self) {
+        self.0 = None;
+    }
+
+    /// Arms for `next` (epoch ms), keeping an armed timer that is due no later; `None`
+    /// cancels.
+    pub fn arm<A>(
+        &mut self,
+        next: Option<u64>,
+        ctx: &mut Context<A>,
+        fire: fn(&mut A, &mut Context<A>),
+    ) where
+        A: Actor<Context = Context<A>>,
+    {
+        let Some(next) = next else {
+            if let Some((h, _)) = self.0.take() {
+                ctx.cancel_future(h);
+            }
+            return;
+        };
+        if let Some((h, at)) = self.0 {
+            if at <= next {
+                return;
+            }
+            ctx.cancel_future(h);
+        }
+        let wait = Duration::from_millis(next.saturating_sub(crate::model::now_ms()));
+        let h = ctx.run_later(wait, fire);
+        self.0 = Some((h, next));
+    }
+}
+
 /// Entries ordered by due time (epoch ms).
 pub struct DeadlineQueue<T> {
     heap: Mutex<BinaryHeap<Reverse<Due<T>>>>,
@@ -59,9 +103,9 @@ impl<T> Default for DeadlineQueue<T> {
 impl<T> DeadlineQueue<T> {
     /// The actor to wake (set once, when it starts).
     pub fn set_waker(&self, waker: Recipient<DeadlineAdded>) {
-        if self.waker.set(waker).is_err() {
-            // A restarted actor keeps its address: the waker set first still reaches it.
-        }
+        // A restarted actor keeps its address: the waker set first still reaches it, so a
+        // second one is not needed.
+        let _ = self.waker.set(waker);
     }
 
     /// Adds an entry due at `at`.

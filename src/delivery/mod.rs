@@ -26,7 +26,7 @@ use actix::prelude::*;
 
 pub use crate::model::DeliveryStats;
 pub use book::Records;
-pub use deadlines::{DeadlineAdded, DeadlineQueue};
+pub use deadlines::{DeadlineAdded, DeadlineQueue, EarliestTimer};
 pub(crate) use notify::notify;
 pub use policy::{FailurePolicy, RetryPolicy, Verdict};
 
@@ -62,6 +62,8 @@ struct Inner {
     acks: DeadlineQueue<AckDue>,
     retries: DeadlineQueue<RetryDue>,
     stopping: AtomicBool,
+    /// The classifier retries a user's absence (so it is not stored at the first miss).
+    offline_retryable: bool,
 }
 
 /// How a tracked message is sent.
@@ -110,6 +112,9 @@ pub struct Reliability {
 impl Reliability {
     /// The layer, without its actors yet (the hub starts them).
     pub fn new(router: Router, records: Records, config: Arc<Config>) -> Self {
+        let offline_retryable = FailurePolicy::from_config(&config.retry)
+            .classify(FailureKind::UserOffline)
+            == Verdict::Retryable;
         Reliability {
             inner: Arc::new(Inner {
                 router,
@@ -122,6 +127,7 @@ impl Reliability {
                 acks: DeadlineQueue::default(),
                 retries: DeadlineQueue::default(),
                 stopping: AtomicBool::new(false),
+                offline_retryable,
             }),
         }
     }
@@ -250,7 +256,7 @@ impl Reliability {
         record.expires_at_ms = options
             .expires_in
             .map(|d| now.saturating_add(d.as_millis() as u64));
-        let routed = self.routed_of(&report, target, record.storable, &envelope);
+        let routed = self.routed_of(&report, target, record.storable);
         let (actions, failures) = lifecycle::on_routed(&mut record, &routed, None, now);
         self.inner.records.insert(record);
         let (stored_for, durable) = self.execute_collecting(&key, &envelope, actions);
@@ -271,19 +277,8 @@ impl Reliability {
         let report = self.inner.router.route(target, envelope.clone(), exclude);
         self.report(report.failures(&envelope));
         let users = report.offline_users.clone();
-        let durable: Option<Durable> = if users.is_empty() || !self.storable(&envelope) {
-            None
-        } else {
-            let stored = self.store_copies(&envelope, &users);
-            let (rel, envelope, users) = (self.clone(), envelope.clone(), users.clone());
-            Some(Box::pin(async move {
-                let res = stored.await;
-                if let Err(e) = &res {
-                    rel.report_store_error(&envelope, &users, e);
-                }
-                res
-            }))
-        };
+        let durable = (!users.is_empty() && self.storable(&envelope))
+            .then(|| self.store_reported(&envelope, users.clone()));
         let stored_for = if durable.is_some() { users } else { Vec::new() };
         Sent {
             report,
@@ -293,13 +288,7 @@ impl Reliability {
     }
 
     /// The per-user view of a routing report, as the state machine takes it.
-    fn routed_of(
-        &self,
-        report: &RouteReport,
-        target: &Target,
-        storable: bool,
-        envelope: &Envelope,
-    ) -> Routed {
+    fn routed_of(&self, report: &RouteReport, target: &Target, storable: bool) -> Routed {
         let one_client = matches!(target, Target::Client(_));
         let mut reached: Vec<(UserId, Option<ClientId>)> = report
             .recipients
@@ -318,16 +307,12 @@ impl Reliability {
             })
             .map(|f| (f.user_id.clone(), f.client_id.clone(), f.kind))
             .collect();
-        let offline_retryable = FailurePolicy::from_config(&self.inner.config.retry)
-            .classify(FailureKind::UserOffline)
-            == Verdict::Retryable;
-        debug_assert_eq!(report.id, envelope.id);
         Routed {
             reached,
             offline: report.offline_users.clone(),
             failed,
             unknown_group: report.unknown_group,
-            store_offline_now: storable && !offline_retryable,
+            store_offline_now: storable && !self.inner.offline_retryable,
         }
     }
 
@@ -338,12 +323,7 @@ impl Reliability {
     ) -> Vec<DeliveryFailed> {
         failures
             .into_iter()
-            .map(|f| {
-                let mut d = failure(f.kind, envelope, Some(f.user), f.client, f.detail);
-                d.waited = f.waited;
-                d.attempt = f.attempt;
-                d
-            })
+            .map(|f| f.into_message(envelope))
             .collect()
     }
 
@@ -377,7 +357,7 @@ impl Reliability {
                     self.inner.retries.push(due_ms, (key.clone(), user))
                 }
                 Action::Resend { user } => self.resend(key, &user),
-                Action::ResendTarget => self.resend_target(key),
+                Action::ResendTarget => self.reroute(key, None),
                 Action::Store { user, redeliver } => store_for.push((user, redeliver)),
                 Action::Unstore { user } => self.unstore(user, key.clone()),
                 Action::Notify(n) => notify(self.router(), envelope, &n),
@@ -404,8 +384,8 @@ impl Reliability {
         users: Vec<UserId>,
         redeliver: Vec<UserId>,
     ) -> Durable {
-        let stored = self.store_copies(envelope, &users);
-        let (rel, key, envelope) = (self.clone(), key.clone(), envelope.clone());
+        let stored = self.store_reported(envelope, users.clone());
+        let (rel, key) = (self.clone(), key.clone());
         Box::pin(async move {
             let res = stored.await;
             match &res {
@@ -428,8 +408,21 @@ impl Reliability {
                         rel.records()
                             .update(&key, |r| lifecycle::on_store_failed(r, u, &e.to_string()));
                     }
-                    rel.report_store_error(&envelope, &users, e);
                 }
+            }
+            res
+        })
+    }
+
+    /// Stores `envelope` for each of `users`; resolves once durable. A failure reaches the
+    /// handlers.
+    fn store_reported(&self, envelope: &Arc<Envelope>, users: Vec<UserId>) -> Durable {
+        let stored = self.store_copies(envelope, &users);
+        let (rel, envelope) = (self.clone(), envelope.clone());
+        Box::pin(async move {
+            let res = stored.await;
+            if let Err(e) = &res {
+                rel.report_store_error(&envelope, &users, e);
             }
             res
         })
@@ -489,58 +482,48 @@ impl Reliability {
     }
 
     /// Resends a record's message to one recipient (a retry, or a stored copy for a user who
-    /// is back).
+    /// is back), exactly where it was meant to go.
     pub(crate) fn resend(&self, key: &MessageKey, user: &UserId) {
-        let Some((envelope, client, storable)) = self.inner.records.update(key, |r| {
-            let client = r.recipient(user).and_then(|d| d.client_id.clone());
-            (r.envelope.clone(), client, r.storable)
-        }) else {
-            return;
-        };
-        let target = match client {
-            Some(c) => Target::Client(c),
-            None => Target::User(user.clone()),
-        };
-        log::debug!("resending {key} to user_id={user}");
-        let report = self
-            .inner
-            .router
-            .route_collecting(&target, envelope.clone(), None);
-        let mut routed = self.routed_of(&report, &target, storable, &envelope);
-        // A resend to a single session that is gone: the user is offline for this message.
-        if matches!(target, Target::Client(_)) && report.delivered == 0 && routed.failed.is_empty()
-        {
-            routed.offline.push(user.clone());
-        }
-        routed.store_offline_now = false;
-        let now = now_ms();
-        let Some((actions, failures)) = self
-            .inner
-            .records
-            .update(key, |r| lifecycle::on_routed(r, &routed, Some(user), now))
-        else {
-            return;
-        };
-        self.execute(key, &envelope, actions);
-        self.report(self.to_failures(&envelope, failures));
+        self.reroute(key, Some(user));
     }
 
-    fn resend_target(&self, key: &MessageKey) {
-        let Some((envelope, target, storable)) = self.inner.records.update(key, |r| {
-            (r.envelope.clone(), r.target.to_target(), r.storable)
+    /// Routes a record's message again: to one recipient (its session, for a `client`
+    /// target), or to the record's whole target.
+    fn reroute(&self, key: &MessageKey, user: Option<&UserId>) {
+        let Some((envelope, target, storable)) = self.inner.records.read(key, |r| {
+            let target = match user {
+                Some(u) => match r.recipient(u).and_then(|d| d.client_id.clone()) {
+                    Some(c) => Target::Client(c),
+                    None => Target::User(u.clone()),
+                },
+                None => r.target.to_target(),
+            };
+            (r.envelope.clone(), target, r.storable)
         }) else {
             return;
         };
+        log::debug!("resending {key} to {target:?}");
         let report = self
             .inner
             .router
             .route_collecting(&target, envelope.clone(), None);
-        let routed = self.routed_of(&report, &target, storable, &envelope);
+        let mut routed = self.routed_of(&report, &target, storable);
+        if let Some(u) = user {
+            // A resend to a single session that is gone: the user is offline for it.
+            if matches!(target, Target::Client(_))
+                && report.delivered == 0
+                && routed.failed.is_empty()
+            {
+                routed.offline.push(u.clone());
+            }
+            // A user missing at a resend is a failure to classify, not a first miss.
+            routed.store_offline_now = false;
+        }
         let now = now_ms();
         let Some((actions, failures)) = self
             .inner
             .records
-            .update(key, |r| lifecycle::on_routed(r, &routed, None, now))
+            .update(key, |r| lifecycle::on_routed(r, &routed, user, now))
         else {
             return;
         };
@@ -595,10 +578,26 @@ impl Reliability {
         }
     }
 
-    /// Every delivery in flight goes to the store for its recipients' next connection
-    /// (graceful shutdown, or records found in flight at startup); resolves once durable.
+    /// Graceful shutdown: nothing is resent any more, every delivery in flight goes to the
+    /// store for its recipients' next connection, and the records are written; resolves
+    /// once durable.
     pub fn persist_in_flight(&self) -> Durable {
         self.inner.stopping.store(true, Ordering::Release);
+        self.store_in_flight()
+    }
+
+    /// Records loaded at startup that were in flight: their sessions did not survive, so
+    /// their deliveries are stored for the recipients' next connection.
+    pub(crate) fn replay_after_restart(&self) {
+        let durable = self.store_in_flight();
+        actix_rt::spawn(async move {
+            if let Err(e) = durable.await {
+                log::error!("startup: in-flight deliveries could not be stored: {e}");
+            }
+        });
+    }
+
+    fn store_in_flight(&self) -> Durable {
         let mut pending: Vec<Durable> = Vec::new();
         for key in self.inner.records.in_flight_keys() {
             let Some((actions, envelope)) = self
@@ -608,30 +607,22 @@ impl Reliability {
             else {
                 continue;
             };
-            let users: Vec<UserId> = actions
-                .into_iter()
-                .filter_map(|a| match a {
-                    Action::Store { user, .. } => Some(user),
-                    _ => None,
-                })
-                .collect();
-            if !users.is_empty() {
-                pending.push(self.store_copies(&envelope, &users));
-            }
+            let (_, durable) = self.execute_collecting(&key, &envelope, actions);
+            pending.extend(durable);
         }
         let store = self.store().cloned();
         let n = pending.len();
         Box::pin(async move {
             let mut result = Ok(());
             for p in pending {
+                // A failure was put on the record and told to the handlers.
                 if let Err(e) = p.await {
-                    log::error!("shutdown: cannot store an in-flight delivery: {e}");
                     result = Err(e);
                 }
             }
             if let Some(store) = store {
                 if let Err(e) = store.flush().await {
-                    log::error!("shutdown: cannot write the message records: {e}");
+                    log::error!("cannot write the message records: {e}");
                     result = Err(e);
                 }
             }
@@ -640,19 +631,6 @@ impl Reliability {
             }
             result
         })
-    }
-
-    /// Records loaded at startup that were in flight: their sessions did not survive, so
-    /// their deliveries are stored for the recipients' next connection.
-    pub(crate) fn replay_after_restart(&self) {
-        let was = self.inner.stopping.swap(true, Ordering::AcqRel);
-        let durable = self.persist_in_flight();
-        self.inner.stopping.store(was, Ordering::Release);
-        actix_rt::spawn(async move {
-            if let Err(e) = durable.await {
-                log::error!("startup: in-flight deliveries could not be stored: {e}");
-            }
-        });
     }
 
     pub(crate) fn deliver_backlog(

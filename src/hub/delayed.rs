@@ -2,13 +2,12 @@
 //! back, sent through the one delivery path when due (after a restart too), one timer for
 //! the earliest.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use actix::prelude::*;
 
 use super::{DispatchLater, Hub};
+use crate::delivery::{DeadlineQueue, EarliestTimer};
 use crate::model::{now_ms, RecordTarget};
 use crate::protocol::MessageId;
 use crate::store::{DelayedItem, StoreError};
@@ -43,24 +42,18 @@ impl std::error::Error for ScheduleError {
     }
 }
 
-/// The hub's delayed messages, by due time.
+/// The hub's delayed messages: a deadline queue and one timer for the earliest.
 #[derive(Default)]
 pub(crate) struct Delayed {
-    due: BTreeMap<(u64, u64), DelayedItem>,
-    seq: u64,
-    timer: Option<(SpawnHandle, u64)>,
+    due: DeadlineQueue<DelayedItem>,
+    timer: EarliestTimer,
 }
 
 impl Delayed {
     pub(crate) fn load(&mut self, items: Vec<DelayedItem>) {
         for item in items {
-            self.add(item);
+            self.due.push(item.due_ms, item);
         }
-    }
-
-    fn add(&mut self, item: DelayedItem) {
-        self.seq += 1;
-        self.due.insert((item.due_ms, self.seq), item);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -69,31 +62,15 @@ impl Delayed {
 
     /// Arms one timer for the earliest due message.
     pub(crate) fn arm(&mut self, ctx: &mut Context<Hub>) {
-        let Some(&(next, _)) = self.due.keys().next() else {
-            return;
-        };
-        if let Some((h, at)) = self.timer {
-            if at <= next {
-                return;
-            }
-            ctx.cancel_future(h);
-        }
-        let wait = Duration::from_millis(next.saturating_sub(now_ms()));
-        let h = ctx.run_later(wait, |hub, ctx| hub.fire_delayed(ctx));
-        self.timer = Some((h, next));
-    }
-
-    fn take_due(&mut self, now: u64) -> Vec<DelayedItem> {
-        let later = self.due.split_off(&(now + 1, 0));
-        let due = std::mem::replace(&mut self.due, later);
-        due.into_values().collect()
+        let next = self.due.arm_next();
+        self.timer.arm(next, ctx, Hub::fire_delayed);
     }
 }
 
 impl Hub {
     fn fire_delayed(&mut self, ctx: &mut Context<Self>) {
-        self.delayed.timer = None;
-        for item in self.delayed.take_due(now_ms()) {
+        self.delayed.timer.fired();
+        for item in self.delayed.due.pop_due(now_ms()) {
             let key = item.key();
             log::debug!("sending delayed message {key}");
             self.dispatch(&item.target.to_target(), item.envelope, None);
@@ -134,7 +111,7 @@ impl Handler<DispatchLater> for Hub {
             .into_actor(self)
             .map(move |res, hub, ctx| match res {
                 Ok(item) => {
-                    hub.delayed.add(item);
+                    hub.delayed.due.push(item.due_ms, item);
                     hub.delayed.arm(ctx);
                     Ok(id)
                 }

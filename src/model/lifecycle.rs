@@ -21,9 +21,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use super::failure::{failure, DeliveryFailed};
 use super::record::{now_ms, Attempt, DeliveryState, MessageRecord, MessageStatus, UserDelivery};
 use crate::error::FailureKind;
-use crate::protocol::{ClientId, UserId};
+use crate::protocol::{ClientId, Envelope, UserId};
 
 /// Formats epoch milliseconds as RFC 3339.
 pub fn rfc3339_of(ms: u64) -> String {
@@ -112,6 +115,22 @@ pub struct Failure {
     pub attempt: Option<u32>,
 }
 
+impl Failure {
+    /// The failure as the classifier receives it.
+    pub fn into_message(self, envelope: &Arc<Envelope>) -> DeliveryFailed {
+        let mut d = failure(
+            self.kind,
+            envelope,
+            Some(self.user),
+            self.client,
+            self.detail,
+        );
+        d.waited = self.waited;
+        d.attempt = self.attempt;
+        d
+    }
+}
+
 /// What the classifier decided about a failure's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Classified {
@@ -149,6 +168,18 @@ fn start_attempt(r: &mut MessageRecord, user: Option<&UserId>, now: u64) -> u32 
         ended: false,
     });
     number
+}
+
+/// Puts `d` in `awaiting_ack` for attempt `n`, due `timeout_ms` from `now`.
+fn await_ack(d: &mut UserDelivery, n: u32, now: u64, timeout_ms: u64) -> Action {
+    d.attempt = n;
+    d.state = DeliveryState::AwaitingAck;
+    d.due_ms = Some(now + timeout_ms);
+    Action::AwaitAck {
+        user: d.user_id.clone(),
+        attempt: n,
+        due_ms: now + timeout_ms,
+    }
 }
 
 /// Ends attempt `n` once none of its recipients is still awaiting; a failure marks it.
@@ -222,13 +253,7 @@ pub fn on_routed(
         let d = r.recipient_entry(user, client.as_ref());
         d.attempt = n;
         if require_ack {
-            d.state = DeliveryState::AwaitingAck;
-            d.due_ms = Some(now + timeout);
-            actions.push(Action::AwaitAck {
-                user: user.clone(),
-                attempt: n,
-                due_ms: now + timeout,
-            });
+            actions.push(await_ack(d, n, now, timeout));
         } else {
             d.state = DeliveryState::Delivered;
             d.due_ms = None;
@@ -500,13 +525,7 @@ pub fn on_delivered_from_store(r: &mut MessageRecord, user: &UserId, now: u64) -
     let mut actions = Vec::new();
     if require_ack {
         if d.state != DeliveryState::Acked {
-            d.state = DeliveryState::AwaitingAck;
-            d.due_ms = Some(now + timeout);
-            actions.push(Action::AwaitAck {
-                user: user.clone(),
-                attempt: n,
-                due_ms: now + timeout,
-            });
+            actions.push(await_ack(d, n, now, timeout));
         }
     } else {
         d.state = DeliveryState::Delivered;

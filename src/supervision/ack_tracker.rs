@@ -6,37 +6,37 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::messages::Restart;
-use crate::delivery::{DeadlineAdded, Reliability};
+use crate::delivery::{DeadlineAdded, EarliestTimer, Reliability};
 use crate::model::{lifecycle, now_ms, DeliveryFailed};
 
 /// Watches deliveries that wait for an acknowledgement.
 pub struct AckTracker {
     rel: Reliability,
-    timer: Option<(SpawnHandle, u64)>,
+    timer: EarliestTimer,
 }
 
 impl AckTracker {
     pub(crate) fn new(rel: Reliability) -> Self {
-        AckTracker { rel, timer: None }
+        AckTracker {
+            rel,
+            timer: EarliestTimer::default(),
+        }
     }
 
     fn fire(&mut self, ctx: &mut Context<Self>) {
-        self.timer = None;
+        self.timer.fired();
         let now = now_ms();
         let due = self.rel.ack_deadlines().pop_due(now);
         let mut failures: Vec<DeliveryFailed> = Vec::new();
         for (key, user, attempt) in due {
-            let Some(record) = self.rel.records().get(&key) else {
-                continue; // purged meanwhile
-            };
-            let waited = Duration::from_millis(record.ack_timeout_ms);
-            if let Some(f) = lifecycle::ack_due(&record, &user, attempt, waited) {
+            // Most deadlines come due after their ack: a read, no copy of the record.
+            let timed_out = self.rel.records().read(&key, |r| {
+                let waited = Duration::from_millis(r.ack_timeout_ms);
+                lifecycle::ack_due(r, &user, attempt, waited).map(|f| (f, r.envelope.clone()))
+            });
+            if let Some(Some((f, envelope))) = timed_out {
                 log::debug!("ack timeout {key} user_id={user} attempt={attempt}");
-                let mut d =
-                    crate::model::failure(f.kind, &record.envelope, Some(f.user), None, f.detail);
-                d.waited = f.waited;
-                d.attempt = f.attempt;
-                failures.push(d);
+                failures.push(f.into_message(&envelope));
             }
         }
         self.rel.report(failures);
@@ -44,21 +44,8 @@ impl AckTracker {
     }
 
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let Some(next) = self.rel.ack_deadlines().arm_next() else {
-            if let Some((h, _)) = self.timer.take() {
-                ctx.cancel_future(h);
-            }
-            return;
-        };
-        if let Some((h, at)) = self.timer {
-            if at <= next {
-                return;
-            }
-            ctx.cancel_future(h);
-        }
-        let wait = Duration::from_millis(next.saturating_sub(now_ms()));
-        let h = ctx.run_later(wait, |act, ctx| act.fire(ctx));
-        self.timer = Some((h, next));
+        let next = self.rel.ack_deadlines().arm_next();
+        self.timer.arm(next, ctx, Self::fire);
     }
 }
 
@@ -71,7 +58,7 @@ impl Actor for AckTracker {
         self.rel
             .ack_deadlines()
             .set_waker(ctx.address().recipient());
-        self.timer = None;
+        self.timer.reset();
         self.rearm(ctx);
     }
 }
@@ -79,7 +66,7 @@ impl Actor for AckTracker {
 impl Supervised for AckTracker {
     fn restarting(&mut self, _: &mut Context<Self>) {
         log::warn!("ack tracker restarting");
-        self.timer = None;
+        self.timer.reset();
         super::restarted(&self.rel, "ack_tracker");
     }
 }

@@ -1,28 +1,29 @@
 //! [`RetryActor`]: owns the scheduled resends (one queue, one timer) and re-sends the same
 //! frame (same `id`) when one is due.
 
-use std::time::Duration;
-
 use actix::prelude::*;
 
 use super::messages::{Restart, RetryFailed};
-use crate::delivery::{DeadlineAdded, Reliability};
+use crate::delivery::{DeadlineAdded, EarliestTimer, Reliability};
 use crate::error::FailureKind;
 use crate::model::{failure, lifecycle, now_ms};
 
 /// Runs scheduled retries.
 pub struct RetryActor {
     rel: Reliability,
-    timer: Option<(SpawnHandle, u64)>,
+    timer: EarliestTimer,
 }
 
 impl RetryActor {
     pub(crate) fn new(rel: Reliability) -> Self {
-        RetryActor { rel, timer: None }
+        RetryActor {
+            rel,
+            timer: EarliestTimer::default(),
+        }
     }
 
     fn fire(&mut self, ctx: &mut Context<Self>) {
-        self.timer = None;
+        self.timer.fired();
         let now = now_ms();
         for (key, user) in self.rel.retry_deadlines().pop_due(now) {
             let Some((run, expired, envelope)) = self.rel.records().update(&key, |r| {
@@ -52,21 +53,8 @@ impl RetryActor {
     }
 
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let Some(next) = self.rel.retry_deadlines().arm_next() else {
-            if let Some((h, _)) = self.timer.take() {
-                ctx.cancel_future(h);
-            }
-            return;
-        };
-        if let Some((h, at)) = self.timer {
-            if at <= next {
-                return;
-            }
-            ctx.cancel_future(h);
-        }
-        let wait = Duration::from_millis(next.saturating_sub(now_ms()));
-        let h = ctx.run_later(wait, |act, ctx| act.fire(ctx));
-        self.timer = Some((h, next));
+        let next = self.rel.retry_deadlines().arm_next();
+        self.timer.arm(next, ctx, Self::fire);
     }
 }
 
@@ -78,7 +66,7 @@ impl Actor for RetryActor {
         self.rel
             .retry_deadlines()
             .set_waker(ctx.address().recipient());
-        self.timer = None;
+        self.timer.reset();
         self.rearm(ctx);
     }
 }
@@ -86,7 +74,7 @@ impl Actor for RetryActor {
 impl Supervised for RetryActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         log::warn!("retry actor restarting");
-        self.timer = None;
+        self.timer.reset();
         super::restarted(&self.rel, "retry_actor");
     }
 }
