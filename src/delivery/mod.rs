@@ -89,6 +89,10 @@ pub struct Sent {
     pub stored_for: Vec<UserId>,
     /// Resolves once those copies are durable (`None`: nothing to store).
     pub durable: Option<Durable>,
+    /// The hub took responsibility (before any copy is durable): the frame reached a
+    /// session or the target named nobody who missed it, or the message is tracked and
+    /// storable and only missed sessions that were closing (it is resent or stored).
+    pub accepted: bool,
 }
 
 /// What an ack did.
@@ -256,12 +260,18 @@ impl Reliability {
         record.expires_at_ms = options
             .expires_in
             .map(|d| now.saturating_add(d.as_millis() as u64));
-        let routed = self.routed_of(&report, target, record.storable);
+        let storable = record.storable;
+        let routed = self.routed_of(&report, target, storable);
         let (actions, failures) = lifecycle::on_routed(&mut record, &routed, None, now);
         self.inner.records.insert(record);
         let (stored_for, durable) = self.execute_collecting(&key, &envelope, actions);
         self.report(self.to_failures(&envelope, failures));
+        let kept = storable
+            && !report.unknown_group
+            && report.offline_users.is_empty()
+            && !report.failed.is_empty();
         Sent {
+            accepted: report.accepted() || kept,
             report,
             stored_for,
             durable,
@@ -281,6 +291,7 @@ impl Reliability {
             .then(|| self.store_reported(&envelope, users.clone()));
         let stored_for = if durable.is_some() { users } else { Vec::new() };
         Sent {
+            accepted: report.accepted(),
             report,
             stored_for,
             durable,

@@ -74,6 +74,8 @@ pub struct SendReport {
     pub stored_offline: Vec<UserId>,
     /// Storing failed (the failure handlers heard about it too).
     pub store_error: Option<StoreError>,
+    /// The hub took responsibility for the live part (see [`crate::delivery::Sent`]).
+    pub accepted: bool,
 }
 
 /// Per-call overrides for [`SendWithAck`].
@@ -248,12 +250,13 @@ impl Handler<SendTracked> for Hub {
             msg.tags,
         );
         Box::pin(async move {
-            let route = sent.report;
+            let (route, accepted) = (sent.report, sent.accepted);
             let Some(durable) = sent.durable else {
                 return SendReport {
                     route,
                     stored_offline: Vec::new(),
                     store_error: None,
+                    accepted,
                 };
             };
             match durable.await {
@@ -261,11 +264,13 @@ impl Handler<SendTracked> for Hub {
                     route,
                     stored_offline: sent.stored_for,
                     store_error: None,
+                    accepted,
                 },
                 Err(e) => SendReport {
                     route,
                     stored_offline: Vec::new(),
                     store_error: Some(e),
+                    accepted,
                 },
             }
         })

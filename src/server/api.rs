@@ -211,7 +211,7 @@ pub(crate) async fn send(
     };
     let sent = state.hub.send(send).await.map_err(hub_down)?;
     let report = &sent.route;
-    if report.delivered > 0 || (report.accepted() && sent.stored_offline.is_empty()) {
+    if report.delivered > 0 || (sent.accepted && sent.stored_offline.is_empty()) {
         return Ok(HttpResponse::Ok().json(json!({
             "id": report.id, "status": "accepted", "delivered": report.delivered,
             "offline_users": report.offline_users, "stored_offline": sent.stored_offline,

@@ -157,13 +157,7 @@ impl Session {
             }));
             return;
         }
-        // A tracked, storable message that missed a closing session is still the hub's
-        // responsibility: it is resent or stored for the user's next connection.
-        let kept = envelope.require_ack
-            && self.rel.storable(&envelope)
-            && !report.unknown_group
-            && report.offline_users.is_empty();
-        let accepted = report.accepted() || kept;
+        let accepted = sent.accepted;
         if envelope.require_ack {
             let receipt = if accepted {
                 control::receipt_accepted(Some(&envelope.id))
