@@ -23,7 +23,8 @@ use crate::store::{RecordSource, RecordsChanged};
 type FastMap<K, V> = HashMap<K, V, RandomState>;
 
 struct Entry {
-    record: MessageRecord,
+    /// Boxed, so that the table stays small (cache-friendly probing and eviction).
+    record: Box<MessageRecord>,
     dirty: bool,
     persisted: bool,
 }
@@ -33,7 +34,9 @@ struct State {
     order: VecDeque<MessageKey>,
     awaiting: FastMap<UserId, Vec<MessageKey>>,
     waiters: FastMap<MessageKey, Vec<oneshot::Sender<MessageRecord>>>,
-    dirty: Vec<MessageKey>,
+    /// Changed records, by the time they are due for writing (nearly in order: a record is
+    /// due `persist_delay_ms` after its creation, or at once when older).
+    dirty: VecDeque<(u64, MessageKey)>,
 }
 
 /// The shared record book. Cheap to clone.
@@ -61,6 +64,69 @@ fn awaiting_users(r: &MessageRecord) -> impl Iterator<Item = &UserId> {
         .iter()
         .filter(|d| d.state == DeliveryState::AwaitingAck)
         .map(|d| &d.user_id)
+}
+
+/// Which recipients awaited an ack before a change: a bit per recipient (the common case,
+/// no allocation), or the users when the record has more than 64 recipients.
+enum Awaiting {
+    Mask(usize, u64),
+    Users(Vec<UserId>),
+}
+
+impl Awaiting {
+    fn of(r: &MessageRecord) -> Self {
+        if r.recipients.len() > 64 {
+            return Awaiting::Users(awaiting_users(r).cloned().collect());
+        }
+        Awaiting::Mask(r.recipients.len(), mask(r))
+    }
+
+    /// Users that started and stopped awaiting an ack since.
+    fn changes(self, r: &MessageRecord) -> (Vec<UserId>, Vec<UserId>) {
+        match self {
+            Awaiting::Mask(len, before) if len == r.recipients.len() => {
+                let after = mask(r);
+                let pick = |bits: u64| -> Vec<UserId> {
+                    (0..len)
+                        .filter(|i| bits & (1 << i) != 0)
+                        .map(|i| r.recipients[i].user_id.clone())
+                        .collect()
+                };
+                (pick(after & !before), pick(before & !after))
+            }
+            Awaiting::Users(before) => {
+                let after: Vec<UserId> = awaiting_users(r).cloned().collect();
+                let entered = after
+                    .iter()
+                    .filter(|u| !before.contains(u))
+                    .cloned()
+                    .collect();
+                let left = before.into_iter().filter(|u| !after.contains(u)).collect();
+                (entered, left)
+            }
+            Awaiting::Mask(..) => {
+                // Recipients were added, so the bits moved: every recipient not awaiting now
+                // may have left (removing an absent entry is harmless), and every awaiting
+                // one is (re-)added.
+                let (entered, left) = r
+                    .recipients
+                    .iter()
+                    .partition::<Vec<_>, _>(|d| d.state == DeliveryState::AwaitingAck);
+                (
+                    entered.into_iter().map(|d| d.user_id.clone()).collect(),
+                    left.into_iter().map(|d| d.user_id.clone()).collect(),
+                )
+            }
+        }
+    }
+}
+
+fn mask(r: &MessageRecord) -> u64 {
+    r.recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.state == DeliveryState::AwaitingAck)
+        .fold(0, |m, (i, _)| m | (1 << i))
 }
 
 impl State {
@@ -94,7 +160,7 @@ impl Records {
                 order: VecDeque::new(),
                 awaiting: FastMap::default(),
                 waiters: FastMap::default(),
-                dirty: Vec::new(),
+                dirty: VecDeque::new(),
             })),
             sink: Arc::new(OnceLock::new()),
             limits: Arc::new(Limits {
@@ -126,8 +192,9 @@ impl Records {
             return;
         }
         e.dirty = true;
+        let due = (e.record.created_ms + self.limits.persist_delay_ms).max(now_ms());
         let was_empty = st.dirty.is_empty();
-        st.dirty.push(key.clone());
+        st.dirty.push_back((due, key.clone()));
         if was_empty {
             if let Some(sink) = self.sink.get() {
                 sink.do_send(RecordsChanged);
@@ -144,7 +211,7 @@ impl Records {
             return;
         }
         if let Some(ws) = st.waiters.remove(key) {
-            let mut snapshot = e.record.clone();
+            let mut snapshot = MessageRecord::clone(&e.record);
             snapshot.stamp();
             for w in ws {
                 // A waiter that gave up (timed out) is fine: the record stays queryable.
@@ -157,24 +224,27 @@ impl Records {
     pub fn insert(&self, record: MessageRecord) {
         let key = record.key.clone();
         let mut st = self.lock();
-        if let Some(old) = st.map.remove(&key) {
-            for u in awaiting_users(&old.record) {
-                let u = u.clone();
-                st.index_remove(&u, &key);
-            }
-        }
         for u in awaiting_users(&record) {
             let u = u.clone();
             st.index_add(&u, &key);
         }
-        st.map.insert(
-            key.clone(),
-            Entry {
-                record,
-                dirty: false,
-                persisted: false,
-            },
-        );
+        let entry = Entry {
+            record: Box::new(record),
+            dirty: false,
+            persisted: false,
+        };
+        if let Some(old) = st.map.insert(key.clone(), entry) {
+            for u in awaiting_users(&old.record) {
+                let u = u.clone();
+                st.index_remove(&u, &key);
+            }
+            for u in awaiting_users(&st.map[&key].record)
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                st.index_add(&u, &key);
+            }
+        }
         st.order.push_back(key.clone());
         self.mark_dirty(&mut st, &key);
         self.settle(&mut st, &key);
@@ -213,7 +283,7 @@ impl Records {
             st.map.insert(
                 key,
                 Entry {
-                    record: r,
+                    record: Box::new(r),
                     dirty: false,
                     persisted: true,
                 },
@@ -223,7 +293,11 @@ impl Records {
 
     /// One record (a copy).
     pub fn get(&self, key: &MessageKey) -> Option<MessageRecord> {
-        let mut r = self.lock().map.get(key).map(|e| e.record.clone())?;
+        let mut r = self
+            .lock()
+            .map
+            .get(key)
+            .map(|e| MessageRecord::clone(&e.record))?;
         r.stamp();
         Some(r)
     }
@@ -244,7 +318,7 @@ impl Records {
             .map
             .values()
             .filter(|e| &e.record.key.id == id)
-            .map(|e| e.record.clone())
+            .map(|e| MessageRecord::clone(&e.record))
             .collect();
         v.iter_mut().for_each(MessageRecord::stamp);
         v.sort_by(|a, b| a.key.cmp(&b.key));
@@ -260,13 +334,13 @@ impl Records {
     ) -> Option<R> {
         let mut st = self.lock();
         let e = st.map.get_mut(key)?;
-        let before: Vec<UserId> = awaiting_users(&e.record).cloned().collect();
+        let before = Awaiting::of(&e.record);
         let out = f(&mut e.record);
-        let after: Vec<UserId> = awaiting_users(&e.record).cloned().collect();
-        for u in before.iter().filter(|u| !after.contains(u)) {
+        let (entered, left) = before.changes(&e.record);
+        for u in &left {
             st.index_remove(u, key);
         }
-        for u in after.iter().filter(|u| !before.contains(u)) {
+        for u in &entered {
             st.index_add(u, key);
         }
         self.mark_dirty(&mut st, key);
@@ -280,7 +354,7 @@ impl Records {
         let mut st = self.lock();
         match st.map.get(key) {
             Some(e) if e.record.is_final() => {
-                let mut r = e.record.clone();
+                let mut r = MessageRecord::clone(&e.record);
                 r.stamp();
                 // The receiver is right here; it cannot have gone.
                 let _ = tx.send(r);
@@ -320,7 +394,7 @@ impl Records {
             .map
             .values()
             .filter(|e| pred(&e.record))
-            .map(|e| e.record.clone())
+            .map(|e| MessageRecord::clone(&e.record))
             .collect();
         v.sort_by_key(|r| r.created_ms);
         v.iter_mut().for_each(MessageRecord::stamp);
@@ -402,33 +476,32 @@ impl Records {
 impl RecordSource for Records {
     fn take_changed(&self, now: u64, all: bool) -> Vec<MessageRecord> {
         let mut st = self.lock();
-        let keys = std::mem::take(&mut st.dirty);
-        let mut out = Vec::with_capacity(keys.len());
-        let mut later = Vec::new();
-        for key in keys {
+        let mut out = Vec::new();
+        while let Some((due, _)) = st.dirty.front() {
+            if !all && *due > now {
+                break;
+            }
+            let Some((_, key)) = st.dirty.pop_front() else {
+                break;
+            };
             let Some(e) = st.map.get_mut(&key) else {
                 continue;
             };
-            let young = now.saturating_sub(e.record.created_ms) < self.limits.persist_delay_ms;
             let settled_ok = e.record.is_final() && !e.record.status.is_failure();
-            if !all && young && !settled_ok {
-                later.push(key);
-                continue;
-            }
             e.dirty = false;
-            if settled_ok && !e.persisted && !self.limits.persist_settled && !all {
+            if settled_ok && !e.persisted && !self.limits.persist_settled {
                 continue; // acknowledged before it was ever written: nothing to keep durable
             }
             e.persisted = true;
-            let mut r = e.record.clone();
+            let mut r = MessageRecord::clone(&e.record);
             r.stamp();
             out.push(r);
         }
-        let more = !later.is_empty();
-        st.dirty.extend(later);
+        let more = !st.dirty.is_empty();
         drop(st);
-        if more && out.is_empty() {
-            // Nothing due yet: the writer asks again after its window.
+        if more {
+            // Changes not due yet: the writer comes back after its window (a change only
+            // wakes it when the queue was empty).
             if let Some(sink) = self.sink.get() {
                 sink.do_send(RecordsChanged);
             }

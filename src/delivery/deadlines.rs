@@ -3,9 +3,9 @@
 //! actor is woken only when a new entry is due before the timer it has armed.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -81,9 +81,46 @@ impl EarliestTimer {
     }
 }
 
+/// Entries in due order: a run pushed in order (the common case: one timeout for every
+/// message, so deadlines arrive sorted) costs O(1) at both ends; others go to a heap.
+struct Lanes<T> {
+    sorted: VecDeque<(u64, T)>,
+    heap: BinaryHeap<Reverse<Due<T>>>,
+}
+
+impl<T> Lanes<T> {
+    fn earliest(&self) -> Option<u64> {
+        let a = self.sorted.front().map(|(at, _)| *at);
+        let b = self.heap.peek().map(|Reverse(d)| d.at);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn pop_if_due(&mut self, now: u64) -> Option<T> {
+        let a = self
+            .sorted
+            .front()
+            .map(|(at, _)| *at)
+            .filter(|at| *at <= now);
+        let b = self
+            .heap
+            .peek()
+            .map(|Reverse(d)| d.at)
+            .filter(|at| *at <= now);
+        match (a, b) {
+            (Some(a), Some(b)) if b < a => self.heap.pop().map(|Reverse(d)| d.item),
+            (Some(_), _) => self.sorted.pop_front().map(|(_, item)| item),
+            (None, Some(_)) => self.heap.pop().map(|Reverse(d)| d.item),
+            (None, None) => None,
+        }
+    }
+}
+
 /// Entries ordered by due time (epoch ms).
 pub struct DeadlineQueue<T> {
-    heap: Mutex<BinaryHeap<Reverse<Due<T>>>>,
+    lanes: Mutex<Lanes<T>>,
     seq: AtomicU64,
     armed: AtomicU64,
     waker: OnceLock<Recipient<DeadlineAdded>>,
@@ -92,7 +129,10 @@ pub struct DeadlineQueue<T> {
 impl<T> Default for DeadlineQueue<T> {
     fn default() -> Self {
         DeadlineQueue {
-            heap: Mutex::new(BinaryHeap::new()),
+            lanes: Mutex::new(Lanes {
+                sorted: VecDeque::new(),
+                heap: BinaryHeap::new(),
+            }),
             seq: AtomicU64::new(0),
             armed: AtomicU64::new(u64::MAX),
             waker: OnceLock::new(),
@@ -101,6 +141,11 @@ impl<T> Default for DeadlineQueue<T> {
 }
 
 impl<T> DeadlineQueue<T> {
+    fn lock(&self) -> MutexGuard<'_, Lanes<T>> {
+        // Every method leaves the lanes consistent.
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The actor to wake (set once, when it starts).
     pub fn set_waker(&self, waker: Recipient<DeadlineAdded>) {
         // A restarted actor keeps its address: the waker set first still reaches it, so a
@@ -110,11 +155,15 @@ impl<T> DeadlineQueue<T> {
 
     /// Adds an entry due at `at`.
     pub fn push(&self, at: u64, item: T) {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.heap
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Reverse(Due { at, seq, item }));
+        {
+            let mut lanes = self.lock();
+            if lanes.sorted.back().is_none_or(|(last, _)| *last <= at) {
+                lanes.sorted.push_back((at, item));
+            } else {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                lanes.heap.push(Reverse(Due { at, seq, item }));
+            }
+        }
         if at < self.armed.load(Ordering::Acquire) {
             match self.waker.get() {
                 Some(w) if w.connected() => w.do_send(DeadlineAdded),
@@ -126,20 +175,17 @@ impl<T> DeadlineQueue<T> {
 
     /// Removes and returns every entry due at or before `now`.
     pub fn pop_due(&self, now: u64) -> Vec<T> {
-        let mut heap = self.heap.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lanes = self.lock();
         let mut out = Vec::new();
-        while heap.peek().is_some_and(|Reverse(d)| d.at <= now) {
-            if let Some(Reverse(d)) = heap.pop() {
-                out.push(d.item);
-            }
+        while let Some(item) = lanes.pop_if_due(now) {
+            out.push(item);
         }
         out
     }
 
     /// The earliest due time, recorded as the armed timer's.
     pub fn arm_next(&self) -> Option<u64> {
-        let heap = self.heap.lock().unwrap_or_else(|p| p.into_inner());
-        let next = heap.peek().map(|Reverse(d)| d.at);
+        let next = self.lock().earliest();
         self.armed
             .store(next.unwrap_or(u64::MAX), Ordering::Release);
         next
@@ -147,7 +193,8 @@ impl<T> DeadlineQueue<T> {
 
     /// Entries queued (some may be stale: settled before they came due).
     pub fn len(&self) -> usize {
-        self.heap.lock().unwrap_or_else(|p| p.into_inner()).len()
+        let lanes = self.lock();
+        lanes.sorted.len() + lanes.heap.len()
     }
 
     /// Whether nothing is queued.
@@ -159,6 +206,19 @@ impl<T> DeadlineQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_order_and_out_of_order_pushes_pop_in_due_order() {
+        let q = DeadlineQueue::default();
+        for (at, v) in [(10, 1), (20, 2), (15, 3), (30, 4), (5, 5), (30, 6)] {
+            q.push(at, v);
+        }
+        assert_eq!(q.arm_next(), Some(5));
+        assert_eq!(q.pop_due(29), vec![5, 1, 3, 2]);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop_due(30), vec![4, 6]);
+        assert!(q.is_empty());
+    }
 
     #[test]
     fn pops_in_due_order_and_only_what_is_due() {

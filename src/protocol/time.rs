@@ -18,9 +18,27 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     )
 }
 
-/// The current time as an RFC 3339 timestamp.
+/// The current time as an RFC 3339 timestamp. Formatting costs more than the rest of
+/// accepting a small message, and many messages share a millisecond: the last formatted
+/// value is kept per thread.
 pub fn now_rfc3339() -> String {
-    rfc3339_millis(SystemTime::now())
+    thread_local! {
+        static LAST: std::cell::RefCell<(u128, String)> = const {
+            std::cell::RefCell::new((u128::MAX, String::new()))
+        };
+    }
+    let now = SystemTime::now();
+    let ms = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != ms {
+            *last = (ms, rfc3339_millis(now));
+        }
+        last.1.clone()
+    })
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
