@@ -12,11 +12,6 @@ use actix_wsc::config::{Config, StoreBackend};
 use actix_wsc::hub::{Hub, Shutdown};
 use actix_wsc::server::WscServer;
 
-/// mimalloc: the hub allocates small, short-lived buffers per frame (frames, receipts,
-/// records); glibc's malloc spent about a fifth of the server's CPU on them under load.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// actix-wsc WebSocket messaging server (protocol wsc.v1).
 ///
 /// Every setting also reads a WSC_* environment variable; see the README's configuration
