@@ -18,7 +18,7 @@ use crate::session::Session;
 /// Registers a new session (sent by the WebSocket upgrade handler).
 #[derive(Message)]
 #[rtype(result = "Result<Connected, ConnectError>")]
-pub struct Connect {
+pub(crate) struct Connect {
     /// The session; `conn` is assigned by the hub.
     pub info: SessionInfo,
     /// The session actor (its context exists; it starts once the hub accepts).
@@ -27,7 +27,7 @@ pub struct Connect {
 
 /// The hub accepted a session.
 #[derive(Clone)]
-pub struct Connected {
+pub(crate) struct Connected {
     /// The serial number the hub gave the session.
     pub conn: u64,
     /// Shared routing state.
@@ -43,7 +43,7 @@ pub struct Connected {
 /// A session ended (sent by the session as it stops).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Disconnect {
+pub(crate) struct Disconnect {
     /// The session.
     pub client_id: ClientId,
     /// Its serial number: a replaced session's late disconnect is ignored.
@@ -61,7 +61,7 @@ pub struct Disconnect {
 /// A session actor stopped (after its close frame was written, or gave up).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SessionEnded {
+pub(crate) struct SessionEnded {
     /// The session's serial number.
     pub conn: u64,
 }

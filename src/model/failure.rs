@@ -61,7 +61,7 @@ pub struct RouteReport {
     /// Sessions that could not take the frame.
     pub failed: Vec<SessionFailure>,
     /// `(user, session)` of every session that took the frame, when collected
-    /// ([`Router::route_collecting`]).
+    /// (`Router::route_collecting`).
     pub recipients: Vec<(UserId, ClientId)>,
 }
 

@@ -59,7 +59,7 @@ pub struct Session {
 impl Session {
     /// A session for an upgraded connection the hub accepted (`info.conn` is taken from
     /// `connected`).
-    pub fn new(
+    pub(crate) fn new(
         mut info: SessionInfo,
         connected: Connected,
         hub: Addr<Hub>,

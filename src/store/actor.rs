@@ -33,10 +33,10 @@ pub struct RecordsChanged;
 /// Writes every changed record and pending item now; answers once committed.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), StoreError>")]
-pub struct FlushRecords;
+pub(crate) struct FlushRecords;
 
 /// Owns the backend; runs on its own thread.
-pub struct StoreActor {
+pub(crate) struct StoreActor {
     store: Option<Box<dyn Store>>,
 }
 
@@ -69,7 +69,7 @@ impl Actor for StoreActor {
 /// Commits offline items and record snapshots in one transaction.
 #[derive(Message)]
 #[rtype(result = "Result<BatchOutcome, StoreError>")]
-pub struct Commit {
+pub(crate) struct Commit {
     items: Vec<OfflineItem>,
     records: Vec<MessageRecord>,
     cap: usize,
@@ -78,7 +78,7 @@ pub struct Commit {
 /// One stored record.
 #[derive(Message)]
 #[rtype(result = "Result<Option<MessageRecord>, StoreError>")]
-pub struct GetStoredRecord {
+pub(crate) struct GetStoredRecord {
     /// The message.
     pub key: MessageKey,
 }
@@ -98,7 +98,7 @@ struct LoadDelayed;
 /// Reads a user's queue after a position, oldest first.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<OfflineItem>, StoreError>")]
-pub struct FetchOffline {
+pub(crate) struct FetchOffline {
     /// The user.
     pub user_id: UserId,
     /// Items after this queue position.
@@ -110,7 +110,7 @@ pub struct FetchOffline {
 /// Removes delivered items.
 #[derive(Message)]
 #[rtype(result = "Result<usize, StoreError>")]
-pub struct RemoveOffline {
+pub(crate) struct RemoveOffline {
     /// The user.
     pub user_id: UserId,
     /// The delivered messages.
@@ -120,7 +120,7 @@ pub struct RemoveOffline {
 /// Retention: drops expired items and old settled records.
 #[derive(Message)]
 #[rtype(result = "Result<usize, StoreError>")]
-pub struct PurgeExpired {
+pub(crate) struct PurgeExpired {
     /// Now, in epoch ms.
     pub now_ms: u64,
     /// Settled records created before this go.
@@ -130,7 +130,7 @@ pub struct PurgeExpired {
 /// Counts a user's queued items.
 #[derive(Message)]
 #[rtype(result = "Result<usize, StoreError>")]
-pub struct CountOffline {
+pub(crate) struct CountOffline {
     /// The user.
     pub user_id: UserId,
 }
@@ -201,14 +201,14 @@ impl Handler<LoadDelayed> for StoreActor {
 /// Stores messages for offline users; answers once they are durable.
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
-pub struct EnqueueOffline {
+pub(crate) struct EnqueueOffline {
     /// The items.
     pub items: Vec<OfflineItem>,
 }
 
 /// Gathers writes for a short window and commits them together. Supervised: a restart keeps
 /// its pending items (the actor object survives) and changed records stay in the book.
-pub struct StoreWriter {
+pub(crate) struct StoreWriter {
     store: Addr<StoreActor>,
     source: Arc<dyn RecordSource>,
     failures: Recipient<DeliveriesFailed>,

@@ -2,8 +2,8 @@
 //! with an in-memory backend ([`MemoryStore`]) and an embedded SQLite backend
 //! ([`SqliteStore`], WAL mode) that the server binary uses by default.
 //!
-//! Blocking I/O never runs on the hub's thread: a [`StoreActor`] owns the backend on an
-//! actix `SyncArbiter` thread, and a [`StoreWriter`] on the hub's arbiter gathers writes for
+//! Blocking I/O never runs on the hub's thread: a `StoreActor` owns the backend on an
+//! actix `SyncArbiter` thread, and a `StoreWriter` on the hub's arbiter gathers writes for
 //! a short window (`store.batch_window_ms`) and commits them in one transaction (group
 //! commit), answering each writer once its batch is durable.
 
@@ -15,11 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use actor::{
-    Commit, CountOffline, EnqueueOffline, FetchOffline, FlushRecords, GetStoredRecord,
-    PurgeExpired, RecordSource, RecordsChanged, RemoveOffline, StoreActor, StoreHandle,
-    StoreWriter,
-};
+pub use actor::{RecordSource, RecordsChanged, StoreHandle};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
