@@ -215,22 +215,15 @@ impl Inbox {
             return Err(PushError::Closed(frame));
         }
         if st.held.is_some() {
-            let cost = Outgoing::App(frame.clone()).cost();
-            if st.queue.has_room(st.held_bytes + cost) {
-                st.held_bytes += cost;
-                if let Some(h) = st.held.as_mut() {
-                    h.push_back(frame);
-                }
-                return Ok(());
+            let cost = frame.len();
+            if !st.queue.has_room(st.held_bytes + cost) {
+                return Err(self.overflowed(st, frame));
             }
-            st.closing = Some(Closing {
-                code: CloseCode::SlowConsumer,
-                reason: "outbound queue overflow".into(),
-                flush: false,
-            });
-            drop(st);
-            self.notify.notify_one();
-            return Err(PushError::Full(frame));
+            st.held_bytes += cost;
+            if let Some(h) = st.held.as_mut() {
+                h.push_back(frame);
+            }
+            return Ok(());
         }
         match st.queue.push(Outgoing::App(frame)) {
             Ok(()) => {
@@ -238,18 +231,21 @@ impl Inbox {
                 self.notify.notify_one();
                 Ok(())
             }
-            Err(Outgoing::App(frame)) => {
-                st.closing = Some(Closing {
-                    code: CloseCode::SlowConsumer,
-                    reason: "outbound queue overflow".into(),
-                    flush: false,
-                });
-                drop(st);
-                self.notify.notify_one();
-                Err(PushError::Full(frame))
-            }
+            Err(Outgoing::App(frame)) => Err(self.overflowed(st, frame)),
             Err(_) => unreachable_push(),
         }
+    }
+
+    /// Starts the slow-consumer close (4000) and hands `frame` back.
+    fn overflowed(&self, mut st: MutexGuard<'_, InboxState>, frame: OutboundFrame) -> PushError {
+        st.closing = Some(Closing {
+            code: CloseCode::SlowConsumer,
+            reason: "outbound queue overflow".into(),
+            flush: false,
+        });
+        drop(st);
+        self.notify.notify_one();
+        PushError::Full(frame)
     }
 
     /// Holds live frames behind the stored backlog until [`Inbox::release`].
@@ -268,7 +264,7 @@ impl Inbox {
             return Err(PushError::Closed(frame));
         }
         let held = st.held_bytes;
-        let cost = Outgoing::App(frame.clone()).cost();
+        let cost = frame.len();
         if !st.queue.has_room(held + cost) && !st.queue.is_empty() {
             return Err(PushError::Full(frame));
         }
