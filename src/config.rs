@@ -35,6 +35,9 @@ pub enum StoreBackend {
     Memory,
     /// SQLite in `server.data_dir`: survives restarts and crashes.
     Sqlite,
+    /// Redis at `store.redis_url` (AOF on): survives restarts and crashes of this node,
+    /// and can be shared by several nodes.
+    Redis,
 }
 
 /// Offline store-and-forward and record persistence.
@@ -65,6 +68,14 @@ pub struct StoreConfig {
     /// Also write records of messages acknowledged before they were ever written (an audit
     /// trail on disk, at the cost of one row per message). Defaults to false.
     pub persist_acked: bool,
+    /// The Redis server of the `redis` backend (`redis://127.0.0.1:6379/0`,
+    /// `redis://:password@host/0`). Required with that backend.
+    pub redis_url: Option<String>,
+    /// Prefix of every key the `redis` backend writes. Defaults to `wsc`.
+    pub redis_prefix: String,
+    /// Refuse to start on a Redis with its append-only file off (a Redis restart would
+    /// lose what the hub accepted). Defaults to true.
+    pub redis_require_aof: bool,
 }
 
 impl Default for StoreConfig {
@@ -79,6 +90,9 @@ impl Default for StoreConfig {
             max_db_bytes: 0,
             persist_delay_ms: 100,
             persist_acked: false,
+            redis_url: None,
+            redis_prefix: "wsc".into(),
+            redis_require_aof: true,
         }
     }
 }
@@ -255,6 +269,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WSC_OFFLINE_CAP", "store.per_user_cap"),
     ("WSC_OFFLINE_TTL_MS", "store.ttl_ms"),
     ("WSC_MAX_DB_BYTES", "store.max_db_bytes"),
+    ("WSC_STORE_REDIS_URL", "store.redis_url"),
 ];
 
 fn setter(name: &str) -> Option<Setter> {
@@ -331,10 +346,11 @@ fn setter(name: &str) -> Option<Setter> {
             c.store.backend = Some(match v.trim() {
                 "memory" => StoreBackend::Memory,
                 "sqlite" => StoreBackend::Sqlite,
+                "redis" => StoreBackend::Redis,
                 other => {
                     return Err(ConfigError::new(
                         n,
-                        format!("`{other}` is not a store backend (memory, sqlite)"),
+                        format!("`{other}` is not a store backend (memory, sqlite, redis)"),
                     ))
                 }
             });
@@ -358,6 +374,10 @@ fn setter(name: &str) -> Option<Setter> {
         },
         "WSC_MAX_DB_BYTES" => |c, n, v| {
             c.store.max_db_bytes = num(n, v)?;
+            Ok(())
+        },
+        "WSC_STORE_REDIS_URL" => |c, _, v| {
+            c.store.redis_url = Some(v.trim().to_string()).filter(|u| !u.is_empty());
             Ok(())
         },
         _ => return None,
@@ -465,6 +485,29 @@ impl Config {
             return Err(ConfigError::new(
                 "store.per_user_cap",
                 "must be greater than 0",
+            ));
+        }
+        if self.store.backend == Some(StoreBackend::Redis) {
+            match self.store.redis_url.as_deref() {
+                None => return Err(ConfigError::new(
+                    "store.redis_url",
+                    "is required with store.backend = \"redis\" (e.g. redis://127.0.0.1:6379/0)",
+                )),
+                Some(u) if !(u.starts_with("redis://") || u.starts_with("unix://")) => {
+                    return Err(ConfigError::new(
+                        "store.redis_url",
+                        format!("`{u}` is not a redis:// or unix:// URL"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.store.redis_prefix.is_empty()
+            || self.store.redis_prefix.contains(char::is_whitespace)
+        {
+            return Err(ConfigError::new(
+                "store.redis_prefix",
+                "must be a non-empty key prefix without spaces",
             ));
         }
         if self.hub.node_id.is_empty() {

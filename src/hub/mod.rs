@@ -29,14 +29,13 @@ pub(crate) use crate::routing::Counters;
 
 use crate::auth::{DefaultWelcome, WelcomeProvider};
 use crate::config::Config;
-use crate::config::StoreBackend;
 use crate::error::FailureKind;
 use crate::handlers::{ActorRestarted, SessionConnected, SessionDisconnected};
 use crate::model::{unwritten_failures, DeliveriesFailed, DeliveryFailed};
 use crate::protocol::control::{self, WelcomeInfo};
 use crate::protocol::{CloseCode, Envelope};
 use crate::routing::{CloseSession, Inbox, Outgoing};
-use crate::store::{MemoryStore, SqliteStore, Store, StoreError, StoreHandle};
+use crate::store::{MemoryStore, Store, StoreError, StoreHandle};
 use crate::supervision::{Records, Reliability, Supervisors};
 
 /// The hub actor. Start it with [`Hub::new`] and `Actor::start`, then mount
@@ -87,13 +86,7 @@ impl Hub {
     /// backend opens (creating and migrating) `<server.data_dir>/wsc.db` and loads the
     /// message records it holds. Fails with a clear error if the directory is not writable.
     pub fn from_config(config: Config) -> Result<Self, StoreError> {
-        let store: Box<dyn Store> = match config.store.backend.unwrap_or(StoreBackend::Memory) {
-            StoreBackend::Memory => Box::new(MemoryStore::default()),
-            StoreBackend::Sqlite => Box::new(SqliteStore::open_limited(
-                &config.server.data_dir,
-                config.store.max_db_bytes,
-            )?),
-        };
+        let store = crate::store::open(&config)?;
         Hub::new(config).with_store(store)
     }
 

@@ -581,7 +581,9 @@ pub fn on_user_gone(
 
 /// The server is stopping (or restarted with this record in flight): every recipient still
 /// being delivered is stored for its next connection, without telling the handlers (nothing
-/// failed; the delivery continues after the restart).
+/// failed; the delivery continues after the restart). After a restart a recipient may
+/// connect while the copy is being written (its backlog read then misses it), so the copy is
+/// redelivered to a recipient online once it is stored; while stopping, nobody is.
 pub fn on_shutdown(r: &mut MessageRecord) -> Vec<Action> {
     let storable = r.storable;
     let mut actions = Vec::new();
@@ -599,7 +601,7 @@ pub fn on_shutdown(r: &mut MessageRecord) -> Vec<Action> {
                 d.stored = true;
                 actions.push(Action::Store {
                     user: d.user_id.clone(),
-                    redeliver: false,
+                    redeliver: true,
                 });
             }
         } else {

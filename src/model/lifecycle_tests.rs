@@ -135,7 +135,7 @@ fn shutdown_stores_what_is_in_flight_and_manual_retry_goes_to_the_missed_only() 
         a,
         vec![Action::Store {
             user: "carol".into(),
-            redeliver: false
+            redeliver: true
         }]
     );
     assert!(r.status.is_failure());

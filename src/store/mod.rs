@@ -1,6 +1,7 @@
 //! Durable state: message records and the per-user offline queue behind one [`Store`] trait,
-//! with an in-memory backend ([`MemoryStore`]) and an embedded SQLite backend
-//! ([`SqliteStore`], WAL mode) that the server binary uses by default.
+//! with an in-memory backend ([`MemoryStore`]), an embedded SQLite backend
+//! ([`SqliteStore`], WAL mode) that the server binary uses by default, and a Redis backend
+//! ([`RedisStore`]) that several nodes can share.
 //!
 //! Blocking I/O never runs on the hub's thread: a `StoreActor` owns the backend on an
 //! actix `SyncArbiter` thread, and a `StoreWriter` on the hub's arbiter gathers writes for
@@ -9,6 +10,7 @@
 
 mod actor;
 mod memory;
+mod redis_store;
 mod sqlite;
 
 use std::fmt;
@@ -17,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 pub use actor::{RecordSource, RecordsChanged, StoreHandle};
 pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 
+use crate::config::{Config, StoreBackend};
 use crate::model::{MessageKey, MessageRecord, RecordTarget};
 use crate::protocol::{Envelope, UserId};
 
@@ -141,4 +145,23 @@ pub trait Store: Send + 'static {
     fn reopener(&self) -> Option<Reopen> {
         None
     }
+}
+
+/// Opens the backend `config.store.backend` names (memory when unset): SQLite in
+/// `server.data_dir`, or Redis at `store.redis_url`.
+pub fn open(config: &Config) -> Result<Box<dyn Store>, StoreError> {
+    let s = &config.store;
+    Ok(match s.backend.unwrap_or(StoreBackend::Memory) {
+        StoreBackend::Memory => Box::new(MemoryStore::default()),
+        StoreBackend::Sqlite => Box::new(SqliteStore::open_limited(
+            &config.server.data_dir,
+            s.max_db_bytes,
+        )?),
+        StoreBackend::Redis => {
+            let url = s.redis_url.as_deref().ok_or_else(|| {
+                StoreError::DataDir("store.redis_url is required with the redis backend".into())
+            })?;
+            Box::new(RedisStore::open(url, &s.redis_prefix, s.redis_require_aof)?)
+        }
+    })
 }
