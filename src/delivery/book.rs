@@ -222,8 +222,12 @@ impl Records {
 
     /// Stores a new record (replacing one with the same key).
     pub fn insert(&self, record: MessageRecord) {
-        let key = record.key.clone();
         let mut st = self.lock();
+        self.insert_in(&mut st, record);
+    }
+
+    fn insert_in(&self, st: &mut State, record: MessageRecord) {
+        let key = record.key.clone();
         for u in awaiting_users(&record) {
             let u = u.clone();
             st.index_add(&u, &key);
@@ -246,9 +250,21 @@ impl Records {
             }
         }
         st.order.push_back(key.clone());
-        self.mark_dirty(&mut st, &key);
-        self.settle(&mut st, &key);
-        self.evict(&mut st);
+        self.mark_dirty(st, &key);
+        self.settle(st, &key);
+        self.evict(st);
+    }
+
+    /// The book, held: a caller routes a message and records the outcome before any other
+    /// thread sees the book in between. (A recipient's session on another worker may write
+    /// the frame and receive its ack within microseconds; its ack then waits for the record
+    /// instead of finding none.) Hold it only around routing: nothing that routes or
+    /// takes the routing table's lock may wait on the book.
+    pub(crate) fn locked(&self) -> Locked<'_> {
+        Locked {
+            book: self,
+            st: self.lock(),
+        }
     }
 
     fn evict(&self, st: &mut State) {
@@ -333,6 +349,15 @@ impl Records {
         f: impl FnOnce(&mut MessageRecord) -> R,
     ) -> Option<R> {
         let mut st = self.lock();
+        self.update_in(&mut st, key, f)
+    }
+
+    fn update_in<R>(
+        &self,
+        st: &mut State,
+        key: &MessageKey,
+        f: impl FnOnce(&mut MessageRecord) -> R,
+    ) -> Option<R> {
         let e = st.map.get_mut(key)?;
         let before = Awaiting::of(&e.record);
         let out = f(&mut e.record);
@@ -343,8 +368,8 @@ impl Records {
         for u in &entered {
             st.index_add(u, key);
         }
-        self.mark_dirty(&mut st, key);
-        self.settle(&mut st, key);
+        self.mark_dirty(st, key);
+        self.settle(st, key);
         Some(out)
     }
 
@@ -470,6 +495,37 @@ impl Records {
     /// Whether there are no records in memory.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The record book held locked ([`Records::locked`]).
+pub(crate) struct Locked<'a> {
+    book: &'a Records,
+    st: MutexGuard<'a, State>,
+}
+
+impl Locked<'_> {
+    /// [`Records::insert`] under the held lock.
+    pub(crate) fn insert(&mut self, record: MessageRecord) {
+        self.book.insert_in(&mut self.st, record);
+    }
+
+    /// [`Records::update`] under the held lock.
+    pub(crate) fn update<R>(
+        &mut self,
+        key: &MessageKey,
+        f: impl FnOnce(&mut MessageRecord) -> R,
+    ) -> Option<R> {
+        self.book.update_in(&mut self.st, key, f)
+    }
+
+    /// [`Records::read`] under the held lock.
+    pub(crate) fn read<R>(
+        &self,
+        key: &MessageKey,
+        f: impl FnOnce(&MessageRecord) -> R,
+    ) -> Option<R> {
+        self.st.map.get(key).map(|e| f(&e.record))
     }
 }
 

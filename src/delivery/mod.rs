@@ -239,6 +239,9 @@ impl Reliability {
             return self.send_untracked(target, envelope, exclude);
         };
         let key = MessageKey::of(&envelope);
+        // The book stays locked from routing to the record's insertion: an ack racing in
+        // from the recipient's session (another worker) waits for the record.
+        let mut book = self.inner.records.locked();
         let report = self
             .inner
             .router
@@ -263,7 +266,8 @@ impl Reliability {
         let storable = record.storable;
         let routed = self.routed_of(&report, target, storable);
         let (actions, failures) = lifecycle::on_routed(&mut record, &routed, None, now);
-        self.inner.records.insert(record);
+        book.insert(record);
+        drop(book);
         let (stored_for, durable) = self.execute_collecting(&key, &envelope, actions);
         self.report(self.to_failures(&envelope, failures));
         let kept = storable
@@ -501,7 +505,9 @@ impl Reliability {
     /// Routes a record's message again: to one recipient (its session, for a `client`
     /// target), or to the record's whole target.
     fn reroute(&self, key: &MessageKey, user: Option<&UserId>) {
-        let Some((envelope, target, storable)) = self.inner.records.read(key, |r| {
+        // Held from reading the record to recording the outcome (see `send`).
+        let mut book = self.inner.records.locked();
+        let Some((envelope, target, storable)) = book.read(key, |r| {
             let target = match user {
                 Some(u) => match r.recipient(u).and_then(|d| d.client_id.clone()) {
                     Some(c) => Target::Client(c),
@@ -531,13 +537,12 @@ impl Reliability {
             routed.store_offline_now = false;
         }
         let now = now_ms();
-        let Some((actions, failures)) = self
-            .inner
-            .records
-            .update(key, |r| lifecycle::on_routed(r, &routed, user, now))
+        let Some((actions, failures)) =
+            book.update(key, |r| lifecycle::on_routed(r, &routed, user, now))
         else {
             return;
         };
+        drop(book);
         self.execute(key, &envelope, actions);
         self.report(self.to_failures(&envelope, failures));
     }
