@@ -32,7 +32,7 @@ pub struct MetricsSnapshot {
     pub failures: Vec<(&'static str, u64)>,
     /// Resends scheduled.
     pub retries: u64,
-    /// ACK latency `(sum seconds, count, cumulative buckets)`.
+    /// ACK latency `(sum seconds, count, per-bucket counts)`.
     pub ack_latency: (f64, u64, Vec<(f64, u64)>),
     /// Bytes queued in sessions' outbound queues.
     pub outbound_queue_bytes: u64,

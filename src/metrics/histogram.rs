@@ -43,14 +43,13 @@ impl AtomicHistogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `(sum in seconds, count, cumulative buckets)`, the `+Inf` bucket last.
+    /// `(sum in seconds, count, per-bucket counts)`, the `+Inf` bucket last. Counts are per
+    /// bucket, not cumulative: the OpenMetrics encoder accumulates them.
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut acc = 0;
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
-            acc += c.load(Ordering::Relaxed);
             let bound = self.bounds.get(i).copied().unwrap_or(f64::INFINITY);
-            buckets.push((bound, acc));
+            buckets.push((bound, c.load(Ordering::Relaxed)));
         }
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         (sum, self.count.load(Ordering::Relaxed), buckets)
@@ -62,7 +61,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_cumulative() {
+    fn observations_land_in_their_bucket() {
         let h = AtomicHistogram::latency();
         h.observe_us(500); // 0.5 ms
         h.observe_us(30_000); // 30 ms
@@ -71,8 +70,9 @@ mod tests {
         assert_eq!(count, 3);
         assert!((sum - 10.0305).abs() < 1e-9);
         assert_eq!(buckets[0], (0.001, 1));
-        assert_eq!(buckets.last().copied(), Some((f64::INFINITY, 3)));
+        assert_eq!(buckets.last().copied(), Some((f64::INFINITY, 1)));
         let at_50ms = buckets.iter().find(|(b, _)| *b == 0.05).map(|(_, n)| *n);
-        assert_eq!(at_50ms, Some(2));
+        assert_eq!(at_50ms, Some(1));
+        assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 3);
     }
 }
