@@ -5,6 +5,7 @@
 //! lock and one encode per message), so the hub's single thread is not on the hot path of
 //! client-to-client traffic; it handles connects, disconnects, groups and API sends.
 
+mod admin;
 mod config_update;
 mod delayed;
 mod messages;
@@ -18,6 +19,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+pub use admin::{
+    AddUserToGroup, GetGroupMembers, GroupMember, ListRecords, RecordPage, RemoveUserFromGroup,
+};
 pub use config_update::{validate_log_level, GetConfig, GetLiveConfig, UpdateConfig};
 pub use delayed::ScheduleError;
 pub use messages::*;
