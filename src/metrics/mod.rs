@@ -245,6 +245,6 @@ mod tests {
         assert_eq!(m.frames_out(), vec![("image", 3)]);
         assert!(m.deliveries().contains(&("broadcast", 1)));
         assert!(m.failures().contains(&("ack_timeout", 1)));
-        assert_eq!(MessageType::ALL.len() <= TYPE_SLOTS, true);
+        assert!(MessageType::ALL.len() <= TYPE_SLOTS);
     }
 }
