@@ -50,7 +50,8 @@ impl LiveConfig {
 /// Settings that only take effect at startup: an update that changes one is refused with
 /// the field's name, so nobody believes a change took effect when it did not.
 pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigError> {
-    let fixed: [(&str, bool); 9] = [
+    let (o, n) = (&old.store, &new.store);
+    let fixed: [(&str, bool); 14] = [
         ("server.bind", old.server.bind != new.server.bind),
         (
             "server.data_dir",
@@ -77,6 +78,17 @@ pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), Confi
         (
             "store.max_batch",
             old.store.max_batch != new.store.max_batch,
+        ),
+        ("store.per_user_cap", o.per_user_cap != n.per_user_cap),
+        ("store.max_db_bytes", o.max_db_bytes != n.max_db_bytes),
+        (
+            "store.persist_delay_ms",
+            o.persist_delay_ms != n.persist_delay_ms,
+        ),
+        ("store.persist_acked", o.persist_acked != n.persist_acked),
+        (
+            "hub.records_retention_ms",
+            old.hub.records_retention_ms != new.hub.records_retention_ms,
         ),
     ];
     for (field, changed) in fixed {

@@ -4,13 +4,14 @@
 //! What changes where:
 //! - live sessions: heartbeat interval, client timeout, rate limits, queue limit;
 //! - new messages: ACK timeout, retry count and backoff, retryable overrides, offline
-//!   store settings (`store_plain`, `per_user_cap`, `ttl_ms`);
+//!   store settings (`store_plain`, `ttl_ms`);
 //! - new sessions: everything a live session takes, plus the welcome's advertised values;
 //! - the HTTP routes: `server.api_key` (checked per request), `server.metrics_require_api_key`;
 //! - the binary: `server.log_level` (its log filter is reloaded).
 //!
 //! Settings that only work at startup (listen address, data directory, node id, store
-//! backend and batching, frame size limit, write timeout, records in memory) are refused
+//! backend, batching, caps and persistence, record retention and memory limit, frame size
+//! limit, write timeout) are refused
 //! with the field's name; the old configuration stays in force on any error.
 
 use std::sync::Arc;
