@@ -44,8 +44,9 @@ pub enum StoreBackend {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The backend. Defaults to `sqlite` in `wsc-server`, and to `memory` for
-    /// `Hub::new` in an embedding application (`Hub::from_config` honours this field).
+    /// The backend. Unset means `memory` for [`crate::hub::Hub::new`] in an embedding
+    /// application, and `sqlite` in `wsc-server`; `Hub::new` and `Hub::try_new` open the
+    /// backend named here. Defaults to none.
     pub backend: Option<StoreBackend>,
     /// Store plain (non-ACK) messages for offline users too; ACK-requested ones always are.
     /// Defaults to true.
@@ -109,6 +110,12 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// How long a graceful shutdown waits for sessions to flush and close. Defaults to 5000.
     pub shutdown_timeout_ms: u64,
+    /// `GET /metrics` requires the API key too (when one is set). Scrapers usually reach
+    /// metrics without credentials, so defaults to false.
+    pub metrics_require_api_key: bool,
+    /// wsc-server's log filter (env_logger syntax: `info`, `actix_wsc=debug,warn`); reloaded
+    /// with the config. Unset: `RUST_LOG`, else `info`. Defaults to none.
+    pub log_level: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -118,6 +125,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             api_key: None,
             shutdown_timeout_ms: 5_000,
+            metrics_require_api_key: false,
+            log_level: None,
         }
     }
 }

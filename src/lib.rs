@@ -17,6 +17,8 @@
 //! - [`handlers`]: typed events applications subscribe to with their own actors
 //! - [`auth`]: authenticator and welcome provider
 //! - [`server`]: actix-web wiring to mount in your own `App`
+//! - [`metrics`]: Prometheus counters and the `/metrics` exposition
+//! - [`live_config`]: the configuration in force, updated at runtime
 //! - [`config`], [`error`]
 //!
 //! ## Quick start
@@ -44,6 +46,8 @@ pub mod delivery;
 pub mod error;
 pub mod handlers;
 pub mod hub;
+pub mod live_config;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod routing;
@@ -61,10 +65,12 @@ pub mod prelude {
         SendFailed, SessionConnected, SessionDisconnected, UserOffline,
     };
     pub use crate::hub::{
-        Dispatch, DispatchLater, GetOnlineUsers, GetStats, Hub, JoinGroup, KickUser, LeaveGroup,
-        RouteReport, Subscribe, Target,
+        DeliveryOutcome, DisconnectClient, Dispatch, DispatchLater, GetConfig, GetOnlineUsers,
+        GetStats, Hub, JoinGroup, KickUser, LeaveGroup, RouteReport, SendTracked, SendWithAck,
+        Shutdown, Subscribe, Target, UpdateConfig,
     };
     pub use crate::protocol::{
         ClientId, CloseCode, Envelope, GroupId, MessageId, MessageType, Priority, UserId, UserType,
     };
+    pub use crate::server::WscServer;
 }

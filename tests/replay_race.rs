@@ -1,6 +1,8 @@
 //! After `kill -9`, records found in flight are stored again at startup for their
 //! recipients; a recipient that connects while that write is still running (its backlog
 //! read misses the copy) still gets the message at once, not only at its next connection.
+//! (When the write finishes between the backlog read and its delivery, a second copy can
+//! follow: allowed, clients drop duplicates by (from, id).)
 
 mod common;
 
@@ -63,8 +65,15 @@ async fn a_delivery_in_flight_at_sigkill_reaches_a_client_that_connects_at_once(
     assert_eq!(again["content"], "in flight");
     let from = again["from"].as_str().expect("from").to_owned();
     bob.ack_from(&id, &from).await;
-    bob.assert_no_app_within(Duration::from_millis(300), "no second copy")
-        .await;
+    // A second copy can follow when the startup write finished between the backlog read and
+    // its delivery (at-least-once: the client drops it by (from, id)); nothing else does.
+    while let Some(Got::Json(m)) = bob.next_within(Duration::from_millis(300)).await {
+        if is_app_frame(&m) {
+            assert_eq!(m["id"], id.as_str(), "only copies of the message: {m}");
+            assert_eq!(m["from"], from.as_str());
+            bob.ack_from(&id, &from).await;
+        }
+    }
     terminate(&second);
     assert!(wait_exit(second).success());
     let _ = std::fs::remove_dir_all(&dir);

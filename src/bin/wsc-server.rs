@@ -1,4 +1,10 @@
-//! The actix-wsc server: configuration, logger, HTTP server, graceful shutdown.
+//! The actix-wsc server: configuration, logger, HTTP server, graceful shutdown, SIGHUP
+//! config reload.
+
+#[path = "wsc-server/logger.rs"]
+mod logger;
+#[path = "wsc-server/reload.rs"]
+mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +22,7 @@ use actix_wsc::server::WscServer;
 ///
 /// Every setting also reads a WSC_* environment variable; see the README's configuration
 /// table. Precedence: defaults < config file < environment < flags.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version, about)]
 struct Args {
     /// TOML configuration file.
@@ -36,7 +42,7 @@ struct Args {
     workers: Option<usize>,
 }
 
-fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError> {
+pub(crate) fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(bind) = &args.bind {
         config.server.bind = bind.clone();
@@ -76,13 +82,20 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-async fn serve(config: Config, hub: Hub, workers: Option<usize>) -> std::io::Result<()> {
+async fn serve(
+    config: Config,
+    hub: Hub,
+    args: Args,
+    log: &'static logger::Reloadable,
+) -> std::io::Result<()> {
+    let workers = args.workers;
     let shutdown_timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
     let bind = config.server.bind.clone();
-    let api_key = config.server.api_key.clone();
+    let live = hub.live_config();
     let hub = hub.start();
-    let wsc = WscServer::new(hub.clone()).api_key(api_key);
-    let mut server = HttpServer::new(move || App::new().configure(wsc.clone().configure()))
+    reload::spawn(hub.clone(), live, args, log);
+    let wsc = WscServer::new(hub.clone());
+    let mut server = HttpServer::new(move || App::new().configure(wsc.configure()))
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs().max(1));
     if let Some(n) = workers {
@@ -112,7 +125,7 @@ async fn serve(config: Config, hub: Hub, workers: Option<usize>) -> std::io::Res
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let log = logger::Reloadable::install(&reload::default_filter());
     let args = Args::parse();
     let config = match load(&args) {
         Ok(c) => c,
@@ -122,7 +135,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let workers = args.workers;
+    if let Some(level) = &config.server.log_level {
+        log.set(level);
+    }
     // Opened before anything listens: a data directory that cannot be written is a clear
     // startup error.
     let hub = match Hub::from_config(config.clone()) {
@@ -133,7 +148,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = actix_web::rt::System::new().block_on(serve(config, hub, workers));
+    let result = actix_web::rt::System::new().block_on(serve(config, hub, args, log));
     match result {
         Ok(()) => {
             log::info!("stopped");

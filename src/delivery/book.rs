@@ -426,6 +426,11 @@ impl Records {
         v
     }
 
+    /// Records `pred` accepts, oldest first.
+    pub fn matching(&self, pred: impl Fn(&MessageRecord) -> bool) -> Vec<MessageRecord> {
+        self.collect(pred)
+    }
+
     /// Records with this status, oldest first.
     pub fn by_status(&self, status: MessageStatus) -> Vec<MessageRecord> {
         self.collect(|r| r.status == status)

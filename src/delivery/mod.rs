@@ -15,6 +15,7 @@ mod deadlines;
 mod notify;
 mod offline;
 mod policy;
+mod tuning;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,13 +58,11 @@ struct Wiring {
 struct Inner {
     router: Router,
     records: Records,
-    config: Arc<Config>,
+    tuning: tuning::Tuning,
     wiring: Wiring,
     acks: DeadlineQueue<AckDue>,
     retries: DeadlineQueue<RetryDue>,
     stopping: AtomicBool,
-    /// The classifier retries a user's absence (so it is not stored at the first miss).
-    offline_retryable: bool,
 }
 
 /// How a tracked message is sent.
@@ -116,14 +115,11 @@ pub struct Reliability {
 impl Reliability {
     /// The layer, without its actors yet (the hub starts them).
     pub fn new(router: Router, records: Records, config: Arc<Config>) -> Self {
-        let offline_retryable = FailurePolicy::from_config(&config.retry)
-            .classify(FailureKind::UserOffline)
-            == Verdict::Retryable;
         Reliability {
             inner: Arc::new(Inner {
                 router,
                 records,
-                config,
+                tuning: tuning::Tuning::new(config),
                 wiring: Wiring {
                     store: OnceLock::new(),
                     classifier: OnceLock::new(),
@@ -131,7 +127,6 @@ impl Reliability {
                 acks: DeadlineQueue::default(),
                 retries: DeadlineQueue::default(),
                 stopping: AtomicBool::new(false),
-                offline_retryable,
             }),
         }
     }
@@ -161,9 +156,19 @@ impl Reliability {
         &self.inner.records
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.inner.config
+    /// The configuration in force (a snapshot; see [`Reliability::live_config`]).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.tuning.live.get()
+    }
+
+    /// The live configuration handle shared with the hub, its sessions and the server.
+    pub fn live_config(&self) -> &crate::live_config::LiveConfig {
+        &self.inner.tuning.live
+    }
+
+    /// Puts `config` in force: new messages use its ACK timeout, retries, offline settings.
+    pub(crate) fn apply_config(&self, config: Arc<Config>) {
+        self.inner.tuning.apply(config);
     }
 
     pub(crate) fn router(&self) -> &Router {
@@ -188,17 +193,17 @@ impl Reliability {
     /// Whether a message for an offline user is stored: ACK-requested ones always are,
     /// plain ones when `store.store_plain` is set.
     pub fn storable(&self, envelope: &Envelope) -> bool {
-        self.store().is_some() && (envelope.require_ack || self.inner.config.store.store_plain)
+        self.store().is_some() && (envelope.require_ack || self.inner.tuning.store_plain())
     }
 
     /// Options from the configuration, with or without acks.
     pub fn default_options(&self, require_ack: bool) -> TrackOptions {
-        let c = &self.inner.config;
+        let t = &self.inner.tuning;
         TrackOptions {
             require_ack,
             retry_on_failure: false,
-            ack_timeout: Duration::from_millis(c.ack.ack_timeout_ms),
-            max_retries: c.retry.max_retries,
+            ack_timeout: Duration::from_millis(t.ack_timeout_ms()),
+            max_retries: t.max_retries(),
             expires_in: None,
         }
     }
@@ -208,6 +213,10 @@ impl Reliability {
     pub fn report(&self, failures: Vec<DeliveryFailed>) {
         if failures.is_empty() {
             return;
+        }
+        let metrics = &self.router().counters().metrics;
+        for f in &failures {
+            metrics.failed(f.kind);
         }
         match self.inner.wiring.classifier.get() {
             Some(c) if c.connected() => c.do_send(DeliveriesFailed { failures }),
@@ -327,7 +336,7 @@ impl Reliability {
             offline: report.offline_users.clone(),
             failed,
             unknown_group: report.unknown_group,
-            store_offline_now: storable && !self.inner.offline_retryable,
+            store_offline_now: storable && !self.inner.tuning.offline_retryable(),
         }
     }
 
@@ -369,6 +378,7 @@ impl Reliability {
                     due_ms,
                 } => self.inner.acks.push(due_ms, (key.clone(), user, attempt)),
                 Action::ScheduleRetry { user, due_ms, .. } => {
+                    self.router().counters().metrics.retried();
                     self.inner.retries.push(due_ms, (key.clone(), user))
                 }
                 Action::Resend { user } => self.resend(key, &user),
@@ -449,7 +459,7 @@ impl Reliability {
             return Box::pin(async { Err(StoreError::Unavailable) });
         };
         let now = now_ms();
-        let expires = now.saturating_add(self.inner.config.store.ttl_ms);
+        let expires = now.saturating_add(self.inner.tuning.ttl_ms());
         let items = users
             .iter()
             .map(|u| OfflineItem {
@@ -564,11 +574,22 @@ impl Reliability {
         };
         let now = now_ms();
         let out = self.inner.records.update(&key, |r| {
-            lifecycle::on_ack(r, user, now).map(|a| (a, r.envelope.clone()))
+            let sent_ms = (r.attempts.iter().rev())
+                .find(|a| a.user_id.as_ref().is_none_or(|u| u == user))
+                .map(|a| a.started_ms);
+            lifecycle::on_ack(r, user, now).map(|a| (a, r.envelope.clone(), sent_ms))
         });
-        let Some(Some((actions, envelope))) = out else {
+        let Some(Some((actions, envelope, sent_ms))) = out else {
             return AckOutcome::Ignored;
         };
+        if let Some(sent) = sent_ms {
+            let latency_us = now.saturating_sub(sent).saturating_mul(1000);
+            self.router()
+                .counters()
+                .metrics
+                .ack_latency
+                .observe_us(latency_us);
+        }
         self.execute(&key, &envelope, actions);
         AckOutcome::Confirmed(key)
     }

@@ -5,8 +5,11 @@
 //! lock and one encode per message), so the hub's single thread is not on the hot path of
 //! client-to-client traffic; it handles connects, disconnects, groups and API sends.
 
+mod admin;
+mod config_update;
 mod delayed;
 mod messages;
+mod metrics_query;
 mod queries;
 mod reliable;
 
@@ -16,8 +19,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+pub use admin::{
+    AddUserToGroup, GetGroupMembers, GroupMember, ListRecords, RecordPage, RemoveUserFromGroup,
+};
+pub use config_update::{validate_log_level, GetConfig, GetLiveConfig, UpdateConfig};
 pub use delayed::ScheduleError;
 pub use messages::*;
+pub use metrics_query::GetMetrics;
 pub use queries::{GetReliability, GetSupervisors};
 pub use reliable::*;
 
@@ -53,11 +61,42 @@ pub struct Hub {
     supervisors: Option<Supervisors>,
     pending_store: Option<Box<dyn Store>>,
     delayed: delayed::Delayed,
+    /// Live sessions to tell about a config update, by serial number.
+    reconfigure: std::collections::HashMap<u64, Recipient<crate::session::Reconfigure>>,
 }
 
 impl Hub {
-    /// A hub with this configuration.
+    /// A hub with this configuration, using the store `config.store.backend` names (memory
+    /// when unset; see [`Hub::try_new`] for what opening SQLite does).
+    ///
+    /// # Panics
+    /// When the configured store cannot be opened or read (an unwritable data directory, a
+    /// corrupt database), with the store's error: a hub never runs on a silently different
+    /// store. Use [`Hub::try_new`] to handle that error instead (as `wsc-server` does).
     pub fn new(config: Config) -> Self {
+        match Hub::try_new(config) {
+            Ok(hub) => hub,
+            Err(e) => panic!("Hub::new: cannot open the configured store: {e} (use Hub::try_new to handle this error)"),
+        }
+    }
+
+    /// A hub with the store `config.store.backend` names (memory when unset): the SQLite
+    /// backend opens (creating and migrating) `<server.data_dir>/wsc.db`, the Redis one
+    /// connects to `store.redis_url`; either loads the message records it holds. Fails with
+    /// a clear error if the directory is not writable or Redis cannot be used.
+    pub fn try_new(config: Config) -> Result<Self, StoreError> {
+        let store = crate::store::open(&config)?;
+        Hub::with_memory(config).with_store(store)
+    }
+
+    /// The same as [`Hub::try_new`] (its older name).
+    pub fn from_config(config: Config) -> Result<Self, StoreError> {
+        Hub::try_new(config)
+    }
+
+    /// A hub with this configuration and the in-memory store whatever `config.store.backend`
+    /// says (for [`Hub::with_store`] with a store of your own, or tests).
+    pub fn with_memory(config: Config) -> Self {
         let config = Arc::new(config);
         let router = Router::default();
         let h = &config.hub;
@@ -79,15 +118,14 @@ impl Hub {
             flushing: Default::default(),
             welcome: Arc::new(DefaultWelcome),
             pending_store: Some(Box::new(MemoryStore::default())),
+            reconfigure: Default::default(),
         }
     }
 
-    /// A hub with the store `config.store.backend` names (memory when unset): the SQLite
-    /// backend opens (creating and migrating) `<server.data_dir>/wsc.db` and loads the
-    /// message records it holds. Fails with a clear error if the directory is not writable.
-    pub fn from_config(config: Config) -> Result<Self, StoreError> {
-        let store = crate::store::open(&config)?;
-        Hub::new(config).with_store(store)
+    /// The live configuration handle (shared with sessions and the HTTP routes; a
+    /// [`UpdateConfig`] changes what it holds).
+    pub fn live_config(&self) -> crate::live_config::LiveConfig {
+        self.rel.live_config().clone()
     }
 
     /// Uses `store` (instead of the in-memory default), loading the records and delayed
@@ -226,6 +264,7 @@ impl Actor for Hub {
         if let Some(store) = self.pending_store.take() {
             let router = self.router.clone();
             let on_restart = Arc::new(move |actor: &'static str| {
+                router.counters().metrics.restarted(actor);
                 publish(
                     &mut router.subscribers().restarted,
                     &ActorRestarted { actor },
@@ -283,6 +322,8 @@ impl Handler<Connect> for Hub {
         if self.rel.store().is_some() {
             inbox.hold();
         }
+        self.reconfigure
+            .insert(self.next_conn, msg.addr.clone().recipient());
         let handle = SessionHandle {
             inbox: inbox.clone(),
             overflowed: msg.addr.clone().recipient(),
@@ -333,6 +374,8 @@ impl Handler<Disconnect> for Hub {
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
         let removed = self.router.write().remove(&msg.client_id, msg.conn);
+        self.reconfigure.remove(&msg.conn);
+        self.router.counters().metrics.closed(&msg.reason);
         log::info!(
             "session disconnected client_id={} user_id={} reason={:?}",
             msg.client_id,

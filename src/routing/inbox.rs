@@ -201,6 +201,11 @@ impl Inbox {
         }
     }
 
+    /// Changes the byte limit (a runtime config update); frames already queued stay.
+    pub(crate) fn set_capacity(&self, capacity: usize) {
+        self.lock().queue.capacity = capacity;
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, InboxState> {
         // A panic while holding this lock leaves the queue consistent (every method is a
         // single push or pop), so a poisoned lock is still usable.

@@ -165,6 +165,8 @@ impl Router {
             }
         });
         Counters::add(&self.shared.counters.messages_sent, delivered as u64);
+        let msg_type = frame.envelope().msg_type;
+        (self.shared.counters.metrics).routed(msg_type, target, delivered as u64);
         if matches!(
             target,
             Target::Broadcast | Target::UserType(_) | Target::Role(_)

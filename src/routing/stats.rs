@@ -15,6 +15,8 @@ pub struct Counters {
     pub(crate) messages_sent: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) broadcasts_sent: AtomicU64,
+    /// The Prometheus metrics (`/metrics`).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Default for Counters {
@@ -25,6 +27,7 @@ impl Default for Counters {
             messages_sent: AtomicU64::new(0),
             messages_received: AtomicU64::new(0),
             broadcasts_sent: AtomicU64::new(0),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }

@@ -202,6 +202,12 @@ impl<H> RoutingTable<H> {
         self.groups.get(group).map(HashSet::len)
     }
 
+    /// The member sessions of a group, `None` if the group does not exist.
+    pub fn group_clients(&self, group: &GroupId) -> Option<Vec<&SessionEntry<H>>> {
+        let members = self.groups.get(group)?;
+        Some(members.iter().filter_map(|c| self.get(c)).collect())
+    }
+
     /// Calls `f` for every session `target` selects, except `exclude`.
     pub fn select(
         &self,

@@ -23,7 +23,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -48,8 +48,8 @@ impl actix_web::ResponseError for ApiError {
     }
 }
 
-fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), ApiError> {
-    let Some(key) = &state.api_key else {
+pub(crate) async fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), ApiError> {
+    let Some(key) = state.api_key().await.map_err(hub_down)? else {
         return Ok(());
     };
     let presented = req
@@ -72,7 +72,7 @@ fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), ApiError> {
     }
 }
 
-fn hub_down(e: actix::MailboxError) -> ApiError {
+pub(crate) fn hub_down(e: actix::MailboxError) -> ApiError {
     log::error!("hub unavailable: {e}");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -200,7 +200,7 @@ pub(crate) async fn send(
     body: web::Bytes,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorized(&req, &state)?;
+    authorized(&req, &state).await?;
     let req = parse_send(&body)?;
     let send = SendTracked {
         target: req.target,
@@ -260,7 +260,7 @@ pub(crate) async fn message(
     q: web::Query<RecordQuery>,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorized(&req, &state)?;
+    authorized(&req, &state).await?;
     let id = MessageId::from(id.into_inner());
     let not_found = || {
         ApiError::new(
@@ -312,7 +312,7 @@ pub(crate) async fn messages(
     q: web::Query<RecordsQuery>,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorized(&req, &state)?;
+    authorized(&req, &state).await?;
     let filter = match q.status.as_str() {
         "failed" => RecordFilter::Failed,
         "retryable" => RecordFilter::Retryable,
@@ -341,7 +341,7 @@ pub(crate) async fn online(
     req: HttpRequest,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorized(&req, &state)?;
+    authorized(&req, &state).await?;
     let v = state.hub.send(GetOnlineUsers).await.map_err(hub_down)?;
     Ok(HttpResponse::Ok().json(v))
 }
@@ -351,7 +351,7 @@ pub(crate) async fn stats(
     req: HttpRequest,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorized(&req, &state)?;
+    authorized(&req, &state).await?;
     let v = state.hub.send(GetStats).await.map_err(hub_down)?;
     Ok(HttpResponse::Ok().json(v))
 }

@@ -7,11 +7,13 @@
 //! use actix_wsc::server::WscServer;
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let hub = Hub::new(Config::default()).start();
-//! let wsc = WscServer::new(hub.clone()).api_key(Some("secret".into()));
+//! let mut config = Config::default();
+//! config.server.api_key = Some("secret".into()); // honoured by `WscServer::new`
+//! let hub = Hub::new(config).start();
+//! let wsc = WscServer::new(hub.clone());
 //! HttpServer::new(move || {
 //!     App::new()
-//!         .configure(wsc.clone().configure())
+//!         .configure(wsc.configure())
 //!         .route("/mine", web::get().to(|| async { HttpResponse::Ok().finish() }))
 //! })
 //! .bind("127.0.0.1:8080")?
@@ -20,7 +22,10 @@
 //! # }
 //! ```
 
+mod admin;
 mod api;
+mod config_api;
+mod metrics;
 mod ws;
 
 use std::sync::Arc;
@@ -35,27 +40,60 @@ use crate::hub::Hub;
 /// Largest `/api/send` body, in bytes.
 pub const MAX_API_BODY_BYTES: usize = 1 << 20;
 
-/// Options for mounting actix-wsc in an `App`.
+/// Options for mounting actix-wsc in an `App`. Cheap to clone: clone it into the
+/// `HttpServer::new` closure and call [`WscServer::configure`] in every worker.
 #[derive(Clone)]
 pub struct WscServer {
     hub: Addr<Hub>,
     authenticator: Arc<dyn Authenticator>,
-    api_key: Option<String>,
+    api_key: KeyRule,
+}
+
+/// Where the API key comes from.
+#[derive(Clone)]
+pub(crate) enum KeyRule {
+    /// `server.api_key` of the hub's configuration in force (read per request).
+    Hub,
+    /// Set by [`WscServer::api_key`].
+    Fixed(Option<String>),
 }
 
 pub(crate) struct ServerState {
     pub(crate) hub: Addr<Hub>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
-    pub(crate) api_key: Option<String>,
+    pub(crate) api_key: KeyRule,
+    /// The hub's live configuration, fetched once per worker at the first request.
+    pub(crate) live: tokio::sync::OnceCell<crate::live_config::LiveConfig>,
+}
+
+impl ServerState {
+    /// The configuration in force (one hub round trip per worker, the first time).
+    pub(crate) async fn config(&self) -> Result<Arc<crate::config::Config>, actix::MailboxError> {
+        let live = self
+            .live
+            .get_or_try_init(|| async { self.hub.send(crate::hub::GetLiveConfig).await })
+            .await?;
+        Ok(live.get())
+    }
+
+    /// The API key requests must present, if any.
+    pub(crate) async fn api_key(&self) -> Result<Option<String>, actix::MailboxError> {
+        match &self.api_key {
+            KeyRule::Fixed(k) => Ok(k.clone()),
+            KeyRule::Hub => Ok(self.config().await?.server.api_key.clone()),
+        }
+    }
 }
 
 impl WscServer {
-    /// Routes for `hub` with the default authenticator and no API key.
+    /// Routes for `hub` with the default authenticator; `/api/*` requires the API key of
+    /// the hub's configuration (`server.api_key`, checked per request, so a config update
+    /// changes it) unless [`WscServer::api_key`] overrides it.
     pub fn new(hub: Addr<Hub>) -> Self {
         WscServer {
             hub,
             authenticator: Arc::new(DefaultAuthenticator),
-            api_key: None,
+            api_key: KeyRule::Hub,
         }
     }
 
@@ -65,20 +103,23 @@ impl WscServer {
         self
     }
 
-    /// Requires `Authorization: Bearer <key>` on `/api/*` when `Some`.
+    /// Requires `Authorization: Bearer <key>` on `/api/*` when `Some`, and no key when
+    /// `None`, whatever the hub's configuration says.
     pub fn api_key(mut self, key: Option<String>) -> Self {
-        self.api_key = key.filter(|k| !k.is_empty());
+        self.api_key = KeyRule::Fixed(key.filter(|k| !k.is_empty()));
         self
     }
 
-    /// A function for `App::configure` that mounts `/ws`, `/api/send`, `/api/online`,
-    /// `/api/stats` and `/health`.
-    pub fn configure(self) -> impl FnOnce(&mut web::ServiceConfig) {
+    /// A function for `App::configure` that mounts `/ws`, `/api/*`, `/metrics` and
+    /// `/health` (call it in every worker: `App::new().configure(wsc.configure())`).
+    pub fn configure(&self) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
+        let this = self.clone();
         move |cfg| {
             let state = web::Data::new(ServerState {
-                hub: self.hub,
-                authenticator: self.authenticator,
-                api_key: self.api_key,
+                hub: this.hub,
+                authenticator: this.authenticator,
+                api_key: this.api_key,
+                live: tokio::sync::OnceCell::new(),
             });
             cfg.app_data(state)
                 .route("/ws", web::get().to(ws::upgrade))
@@ -91,6 +132,14 @@ impl WscServer {
                 .route("/api/messages/{id}", web::get().to(api::message))
                 .route("/api/online", web::get().to(api::online))
                 .route("/api/stats", web::get().to(api::stats))
+                .service(
+                    web::resource("/api/config")
+                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
+                        .route(web::get().to(config_api::get))
+                        .route(web::put().to(config_api::put)),
+                )
+                .configure(admin::routes)
+                .route("/metrics", web::get().to(metrics::scrape))
                 .route("/health", web::get().to(api::health));
         }
     }

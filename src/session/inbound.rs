@@ -113,6 +113,7 @@ impl Session {
     fn on_message(&mut self, envelope: Envelope, ctx: &mut Context<Self>) {
         let counters = self.router.counters();
         crate::hub::Counters::add(&counters.messages_received, 1);
+        counters.metrics.frame_in(envelope.msg_type);
         let envelope = Arc::new(envelope);
         log::debug!(
             "message id={} from client_id={} to={:?} group={:?}",

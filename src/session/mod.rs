@@ -4,6 +4,7 @@
 
 mod inbound;
 mod rate;
+mod reconfigure;
 mod writer;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use crate::routing::{
     CloseSession, Inbox, OutboundQueue, Outgoing, PushError, QueueOverflowed,
 };
 pub use rate::TokenBucket;
+pub(crate) use reconfigure::Reconfigure;
 
 use crate::config::Config;
 use crate::delivery::Reliability;
@@ -54,6 +56,7 @@ pub struct Session {
     undelivered: Vec<OutboundFrame>,
     closing: bool,
     deregistered: bool,
+    timers: Vec<SpawnHandle>,
 }
 
 impl Session {
@@ -84,6 +87,7 @@ impl Session {
             undelivered: Vec::new(),
             closing: false,
             deregistered: false,
+            timers: Vec::new(),
             config,
         }
     }
@@ -222,15 +226,7 @@ impl Actor for Session {
             let exit = writer::run(w).await;
             me.do_send(WriterStopped(exit));
         });
-        let heartbeat = Duration::from_millis(s.heartbeat_interval_ms);
-        ctx.run_interval(heartbeat, |act, ctx| {
-            if !act.inbox.push_control(Outgoing::Ping) && !act.inbox.is_closing() {
-                act.overflow(ctx);
-            }
-        });
-        let check =
-            Duration::from_millis((s.client_timeout_ms / 4).clamp(1, s.heartbeat_interval_ms));
-        ctx.run_interval(check, |act, ctx| act.check_heartbeat(ctx));
+        self.arm_timers(ctx);
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {

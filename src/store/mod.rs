@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use actor::{RecordSource, RecordsChanged, StoreHandle};
 pub use memory::MemoryStore;
+pub(crate) use redis_store::redacted as redacted_url;
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 

@@ -130,8 +130,8 @@ fn key_of(k: &MessageKey) -> String {
     serde_json::to_string(&(k.from.as_str(), k.id.as_str())).unwrap_or_default()
 }
 
-/// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
+/// The URL without its password, for messages and `GET /api/config`.
+pub(crate) fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_string(),

@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 
-use super::messages::Restart;
+use super::messages::{ReloadPolicy, Restart};
 use crate::delivery::{notify, Reliability};
 use crate::delivery::{FailurePolicy, RetryPolicy, Verdict};
 use crate::model::lifecycle::{self, Classified, Failure, Notice};
@@ -139,5 +139,16 @@ impl Handler<Restart> for FailureClassifier {
 
     fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl Handler<ReloadPolicy> for FailureClassifier {
+    type Result = ();
+
+    fn handle(&mut self, _: ReloadPolicy, _: &mut Context<Self>) {
+        let c = &self.rel.config().retry;
+        self.policy = FailurePolicy::from_config(c);
+        self.retry = RetryPolicy::from_config(c);
+        log::info!("failure classifier: retry policy reloaded");
     }
 }

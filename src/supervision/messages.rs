@@ -18,3 +18,9 @@ pub struct RetryFailed {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Restart;
+
+/// Re-reads the retry policy and failure overrides from the configuration in force (sent by
+/// the hub after a runtime config update; failures classified from then on use it).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ReloadPolicy;

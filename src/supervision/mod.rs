@@ -89,6 +89,7 @@ impl Supervisors {
 
 /// Tells the subscribers that `actor` restarted.
 pub(crate) fn restarted(rel: &Reliability, actor: &'static str) {
+    rel.router().counters().metrics.restarted(actor);
     publish(
         &mut rel.router().subscribers().restarted,
         &ActorRestarted { actor },

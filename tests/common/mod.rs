@@ -561,3 +561,42 @@ impl Client {
         drop(self);
     }
 }
+
+// ---- operations helpers (tests/runtime_config.rs, tests/metrics.rs, tests/admin.rs) ----
+
+/// An HTTP request with an optional bearer key: the status and the JSON answer.
+pub async fn http_json(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = awc::Client::new().request(method, url);
+    if let Some(k) = key {
+        req = req.insert_header(("Authorization", format!("Bearer {k}")));
+    }
+    let mut resp = match body {
+        Some(b) => req
+            .content_type("application/json")
+            .send_body(b.to_string())
+            .await
+            .expect("request"),
+        None => req.send().await.expect("request"),
+    };
+    let status = resp.status().as_u16();
+    let body = resp.body().limit(8 << 20).await.expect("body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// `GET url` as text (`/metrics`): the status and the body.
+pub async fn get_text(url: &str, key: Option<&str>) -> (u16, String) {
+    let mut req = awc::Client::new().get(url);
+    if let Some(k) = key {
+        req = req.insert_header(("Authorization", format!("Bearer {k}")));
+    }
+    let mut resp = req.send().await.expect("GET request");
+    let status = resp.status().as_u16();
+    let body = resp.body().limit(8 << 20).await.expect("GET body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
