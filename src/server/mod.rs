@@ -21,6 +21,7 @@
 //! ```
 
 mod api;
+mod sse;
 mod ws;
 
 use std::sync::Arc;
@@ -41,12 +42,14 @@ pub struct WscServer {
     hub: Addr<Hub>,
     authenticator: Arc<dyn Authenticator>,
     api_key: Option<String>,
+    sse: Arc<sse::SseRegistry>,
 }
 
 pub(crate) struct ServerState {
     pub(crate) hub: Addr<Hub>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) api_key: Option<String>,
+    pub(crate) sse: Arc<sse::SseRegistry>,
 }
 
 impl WscServer {
@@ -56,6 +59,7 @@ impl WscServer {
             hub,
             authenticator: Arc::new(DefaultAuthenticator),
             api_key: None,
+            sse: Arc::default(),
         }
     }
 
@@ -79,6 +83,7 @@ impl WscServer {
                 hub: self.hub,
                 authenticator: self.authenticator,
                 api_key: self.api_key,
+                sse: self.sse,
             });
             cfg.app_data(state)
                 .route("/ws", web::get().to(ws::upgrade))
@@ -91,7 +96,14 @@ impl WscServer {
                 .route("/api/messages/{id}", web::get().to(api::message))
                 .route("/api/online", web::get().to(api::online))
                 .route("/api/stats", web::get().to(api::stats))
-                .route("/health", web::get().to(api::health));
+                .route("/health", web::get().to(api::health))
+                .route("/sse", web::get().to(sse::open))
+                .service(
+                    web::resource("/sse/{token}")
+                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
+                        .route(web::post().to(sse::post))
+                        .route(web::delete().to(sse::close)),
+                );
         }
     }
 }
