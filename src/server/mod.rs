@@ -21,6 +21,7 @@
 //! ```
 
 mod api;
+mod dashboard;
 mod sse;
 mod ws;
 
@@ -97,6 +98,9 @@ impl WscServer {
                 .route("/api/online", web::get().to(api::online))
                 .route("/api/stats", web::get().to(api::stats))
                 .route("/health", web::get().to(api::health))
+                .route("/dashboard", web::get().to(dashboard::index))
+                .route("/dashboard/", web::get().to(dashboard::index))
+                .route("/dashboard/{file}", web::get().to(dashboard::asset))
                 .route("/sse", web::get().to(sse::open))
                 .service(
                     web::resource("/sse/{token}")
