@@ -202,6 +202,7 @@ export class WscClient {
         return reject(err);
       }
       this.queue.push(item);
+      this.flush();
     });
   }
 

@@ -77,7 +77,8 @@ impl WscServer {
     }
 
     /// A function for `App::configure` that mounts `/ws`, `/api/send`, `/api/online`,
-    /// `/api/stats` and `/health`.
+    /// `/api/stats` and `/health`, the SSE transport (`/sse`, `/sse/{token}`) and the
+    /// dashboard (`/dashboard`).
     pub fn configure(self) -> impl FnOnce(&mut web::ServiceConfig) {
         move |cfg| {
             let state = web::Data::new(ServerState {
