@@ -38,7 +38,8 @@ async function poll() {
   try {
     const [stats, online, ...lists] = await Promise.all([
       api('/api/stats'), api('/api/online'),
-      ...STATUSES.map((s) => api(`/api/messages?status=${s}&limit=50`)),
+      // Failed: up to the API's 1000 (the count and the kinds); the others: the latest few.
+      ...STATUSES.map((s) => api(`/api/messages?status=${s}&limit=${s === 'failed' ? 1000 : 50}`)),
     ]);
     const s = stats.body;
     $('health-dot').className = 'dot up';
