@@ -25,7 +25,9 @@
 mod admin;
 mod api;
 mod config_api;
+mod dashboard;
 mod metrics;
+mod sse;
 mod ws;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub struct WscServer {
     hub: Addr<Hub>,
     authenticator: Arc<dyn Authenticator>,
     api_key: KeyRule,
+    sse: Arc<sse::SseRegistry>,
 }
 
 /// Where the API key comes from.
@@ -64,6 +67,7 @@ pub(crate) struct ServerState {
     pub(crate) api_key: KeyRule,
     /// The hub's live configuration, fetched once per worker at the first request.
     pub(crate) live: tokio::sync::OnceCell<crate::live_config::LiveConfig>,
+    pub(crate) sse: Arc<sse::SseRegistry>,
 }
 
 impl ServerState {
@@ -94,6 +98,7 @@ impl WscServer {
             hub,
             authenticator: Arc::new(DefaultAuthenticator),
             api_key: KeyRule::Hub,
+            sse: Arc::default(),
         }
     }
 
@@ -111,7 +116,8 @@ impl WscServer {
     }
 
     /// A function for `App::configure` that mounts `/ws`, `/api/*`, `/metrics` and
-    /// `/health` (call it in every worker: `App::new().configure(wsc.configure())`).
+    /// `/health`, the SSE transport (`/sse`, `/sse/{token}`) and the dashboard
+    /// (`/dashboard`) (call it in every worker: `App::new().configure(wsc.configure())`).
     pub fn configure(&self) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
         let this = self.clone();
         move |cfg| {
@@ -120,6 +126,7 @@ impl WscServer {
                 authenticator: this.authenticator,
                 api_key: this.api_key,
                 live: tokio::sync::OnceCell::new(),
+                sse: this.sse,
             });
             cfg.app_data(state)
                 .route("/ws", web::get().to(ws::upgrade))
@@ -140,7 +147,17 @@ impl WscServer {
                 )
                 .configure(admin::routes)
                 .route("/metrics", web::get().to(metrics::scrape))
-                .route("/health", web::get().to(api::health));
+                .route("/health", web::get().to(api::health))
+                .route("/dashboard", web::get().to(dashboard::index))
+                .route("/dashboard/", web::get().to(dashboard::index))
+                .route("/dashboard/{file}", web::get().to(dashboard::asset))
+                .route("/sse", web::get().to(sse::open))
+                .service(
+                    web::resource("/sse/{token}")
+                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
+                        .route(web::post().to(sse::post))
+                        .route(web::delete().to(sse::close)),
+                );
         }
     }
 }

@@ -45,7 +45,7 @@ pub(crate) fn connect_request(req: &HttpRequest) -> Result<ConnectRequest, AuthE
     })
 }
 
-fn auth_response(err: &AuthError) -> HttpResponse {
+pub(crate) fn auth_response(err: &AuthError) -> HttpResponse {
     let (status, code) = match err {
         AuthError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         AuthError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -5,6 +5,7 @@
 mod inbound;
 mod rate;
 mod reconfigure;
+mod sink;
 mod writer;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use crate::routing::{
 };
 pub use rate::TokenBucket;
 pub(crate) use reconfigure::Reconfigure;
+pub use sink::{SseIo, SseSink, SseStream, SSE_REPLAY_EVENTS};
 
 use crate::config::Config;
 use crate::delivery::Reliability;
@@ -35,6 +37,12 @@ use crate::routing::Router;
 #[rtype(result = "()")]
 struct WriterStopped(writer::WriterExit);
 
+/// What a session reads from and writes to.
+enum Io {
+    Ws(actix_ws::Session, actix_ws::MessageStream),
+    Sse(SseIo),
+}
+
 struct Fragments {
     buf: BytesMut,
     text: bool,
@@ -48,7 +56,7 @@ pub struct Session {
     router: Router,
     rel: Reliability,
     config: Arc<Config>,
-    io: Option<(actix_ws::Session, actix_ws::MessageStream)>,
+    io: Option<Io>,
     last_seen: Instant,
     fragments: Option<Fragments>,
     bucket: TokenBucket,
@@ -63,12 +71,26 @@ impl Session {
     /// A session for an upgraded connection the hub accepted (`info.conn` is taken from
     /// `connected`).
     pub(crate) fn new(
-        mut info: SessionInfo,
+        info: SessionInfo,
         connected: Connected,
         hub: Addr<Hub>,
         ws: actix_ws::Session,
         stream: actix_ws::MessageStream,
     ) -> Self {
+        Self::with_io(info, connected, hub, Io::Ws(ws, stream))
+    }
+
+    /// A session whose client reads an SSE stream and POSTs its frames (`server::sse`).
+    pub(crate) fn new_sse(
+        info: SessionInfo,
+        connected: Connected,
+        hub: Addr<Hub>,
+        io: SseIo,
+    ) -> Self {
+        Self::with_io(info, connected, hub, Io::Sse(io))
+    }
+
+    fn with_io(mut info: SessionInfo, connected: Connected, hub: Addr<Hub>, io: Io) -> Self {
         let now = Instant::now();
         let config = connected.config;
         let s = &config.session;
@@ -80,7 +102,7 @@ impl Session {
             hub,
             router: connected.router,
             rel: connected.reliability,
-            io: Some((ws, stream)),
+            io: Some(io),
             last_seen: now,
             fragments: None,
             reason: None,
@@ -208,14 +230,25 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some((ws, stream)) = self.io.take() else {
+        let Some(io) = self.io.take() else {
             return ctx.stop();
         };
         let s = &self.config.session;
-        ctx.add_stream(stream.max_frame_size(s.max_frame_bytes));
+        let sink = match io {
+            Io::Ws(ws, stream) => {
+                ctx.add_stream(stream.max_frame_size(s.max_frame_bytes));
+                sink::Sink::Ws(ws)
+            }
+            Io::Sse(SseIo { mut inbound, sink }) => {
+                ctx.add_stream(futures_util::stream::poll_fn(move |cx| {
+                    inbound.poll_recv(cx)
+                }));
+                sink::Sink::Sse(sink)
+            }
+        };
         let w = writer::WriterCtx {
             inbox: self.inbox.clone(),
-            ws,
+            sink,
             write_timeout: Duration::from_millis(s.write_timeout_ms),
             hub: self.hub.clone(),
             client_id: self.info.client_id.clone(),

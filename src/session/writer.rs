@@ -13,6 +13,8 @@ use crate::model::{unwritten_failures, DeliveriesFailed};
 use crate::protocol::{ClientId, CloseCode, OutboundFrame, UserId};
 use crate::routing::{Closing, Inbox, Outgoing};
 
+use super::sink::{Sink, SinkClosed};
+
 /// Bytes taken from the queue per batch: large enough to fill a socket write, small enough
 /// that a later high-priority frame does not wait behind much.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -31,7 +33,7 @@ pub(crate) enum WriterExit {
 /// Who the writer writes for.
 pub(crate) struct WriterCtx {
     pub(crate) inbox: Arc<Inbox>,
-    pub(crate) ws: actix_ws::Session,
+    pub(crate) sink: Sink,
     pub(crate) write_timeout: Duration,
     pub(crate) hub: Addr<Hub>,
     pub(crate) client_id: ClientId,
@@ -48,18 +50,14 @@ impl WriterCtx {
     }
 }
 
-async fn write_item(
-    ws: &mut actix_ws::Session,
-    item: Outgoing,
-    seq: &mut u64,
-) -> Result<(), actix_ws::Closed> {
+async fn write_item(sink: &mut Sink, item: Outgoing, seq: &mut u64) -> Result<(), SinkClosed> {
     match item {
-        Outgoing::Control(text) => ws.text(text).await,
-        Outgoing::Ping => ws.ping(b"").await,
-        Outgoing::Pong(payload) => ws.pong(&payload).await,
+        Outgoing::Control(text) => sink.text(text).await,
+        Outgoing::Ping => sink.ping().await,
+        Outgoing::Pong(payload) => sink.pong(&payload).await,
         Outgoing::App(frame) => {
             *seq += 1;
-            ws.text(frame.render(*seq)).await
+            sink.text(frame.render(*seq)).await
         }
     }
 }
@@ -111,7 +109,8 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
         let mut items = batch.drain(..);
         while let Some(item) = items.next() {
             let res =
-                tokio::time::timeout(w.write_timeout, write_item(&mut w.ws, item, &mut seq)).await;
+                tokio::time::timeout(w.write_timeout, write_item(&mut w.sink, item, &mut seq))
+                    .await;
             let exit = match res {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => WriterExit::SocketClosed,
@@ -146,7 +145,7 @@ async fn send_close(w: WriterCtx, c: Closing) -> WriterExit {
         code: c.code.into(),
         description: Some(c.reason).filter(|r| !r.is_empty()),
     };
-    match tokio::time::timeout(w.write_timeout, w.ws.close(Some(reason))).await {
+    match tokio::time::timeout(w.write_timeout, w.sink.close(reason)).await {
         Ok(Ok(())) => WriterExit::Closed,
         Ok(Err(_)) => WriterExit::SocketClosed,
         Err(_) => WriterExit::WriteTimeout,
