@@ -81,7 +81,10 @@ async fn serve(config: Config, hub: Hub, workers: Option<usize>) -> std::io::Res
     let bind = config.server.bind.clone();
     let api_key = config.server.api_key.clone();
     let hub = hub.start();
-    let wsc = WscServer::new(hub.clone()).api_key(api_key);
+    let wsc = WscServer::new(hub.clone())
+        .api_key(api_key)
+        .limits(config.limits.clone())
+        .echo_route(config.server.echo_route);
     let mut server = HttpServer::new(move || App::new().configure(wsc.clone().configure()))
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs().max(1));

@@ -57,7 +57,7 @@ fn authorized(req: &HttpRequest, state: &ServerState) -> Result<(), ApiError> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if presented == Some(key.as_str()) {
+    if super::guard::key_matches(presented, key) {
         Ok(())
     } else {
         log::warn!(
@@ -197,10 +197,14 @@ fn parse_send(body: &[u8]) -> Result<SendRequest, ApiError> {
 /// is offline or the group does not exist, 400 for a bad body.
 pub(crate) async fn send(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
     authorized(&req, &state)?;
+    let body = match super::guard::read_body(body, state.limits.max_api_body_bytes).await {
+        Ok(b) => b,
+        Err(refused) => return Ok(refused),
+    };
     let req = parse_send(&body)?;
     let send = SendTracked {
         target: req.target,

@@ -21,6 +21,7 @@
 //! ```
 
 mod api;
+mod guard;
 mod ws;
 
 use std::sync::Arc;
@@ -30,9 +31,10 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::auth::{Authenticator, DefaultAuthenticator};
+use crate::config::LimitsConfig;
 use crate::hub::Hub;
 
-/// Largest `/api/send` body, in bytes.
+/// Largest `/api/send` body, in bytes, by default (`limits.max_api_body_bytes`).
 pub const MAX_API_BODY_BYTES: usize = 1 << 20;
 
 /// Options for mounting actix-wsc in an `App`.
@@ -41,12 +43,15 @@ pub struct WscServer {
     hub: Addr<Hub>,
     authenticator: Arc<dyn Authenticator>,
     api_key: Option<String>,
+    limits: LimitsConfig,
+    echo_route: bool,
 }
 
 pub(crate) struct ServerState {
     pub(crate) hub: Addr<Hub>,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) api_key: Option<String>,
+    pub(crate) limits: LimitsConfig,
 }
 
 impl WscServer {
@@ -56,7 +61,23 @@ impl WscServer {
             hub,
             authenticator: Arc::new(DefaultAuthenticator),
             api_key: None,
+            limits: LimitsConfig::default(),
+            echo_route: false,
         }
+    }
+
+    /// The HTTP-side limits: `/api/*` body size and allowed browser origins (the hub
+    /// enforces the rest from its own config).
+    pub fn limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Mounts `/echo` when `true`: an anonymous session that echoes data frames through the
+    /// same session code as `/ws` (for the Autobahn testsuite; never in production).
+    pub fn echo_route(mut self, enabled: bool) -> Self {
+        self.echo_route = enabled;
+        self
     }
 
     /// Decides who may connect.
@@ -75,18 +96,21 @@ impl WscServer {
     /// `/api/stats` and `/health`.
     pub fn configure(self) -> impl FnOnce(&mut web::ServiceConfig) {
         move |cfg| {
+            let body_limit = self.limits.max_api_body_bytes;
             let state = web::Data::new(ServerState {
                 hub: self.hub,
                 authenticator: self.authenticator,
                 api_key: self.api_key,
+                limits: self.limits,
             });
+            if self.echo_route {
+                log::warn!("the /echo route is mounted (server.echo_route): not for production");
+                cfg.route("/echo", web::get().to(ws::echo));
+            }
             cfg.app_data(state)
+                .app_data(web::PayloadConfig::new(body_limit))
                 .route("/ws", web::get().to(ws::upgrade))
-                .service(
-                    web::resource("/api/send")
-                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
-                        .route(web::post().to(api::send)),
-                )
+                .route("/api/send", web::post().to(api::send))
                 .route("/api/messages", web::get().to(api::messages))
                 .route("/api/messages/{id}", web::get().to(api::message))
                 .route("/api/online", web::get().to(api::online))

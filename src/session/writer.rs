@@ -57,6 +57,7 @@ async fn write_item(
         Outgoing::Control(text) => ws.text(text).await,
         Outgoing::Ping => ws.ping(b"").await,
         Outgoing::Pong(payload) => ws.pong(&payload).await,
+        Outgoing::Binary(data) => ws.binary(data).await,
         Outgoing::App(frame) => {
             *seq += 1;
             ws.text(frame.render(*seq)).await
