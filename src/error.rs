@@ -63,7 +63,10 @@ impl fmt::Display for ConnectError {
             }
             ConnectError::ShuttingDown => f.write_str("the server is shutting down"),
             ConnectError::TooManyConnections(max) => {
-                write!(f, "the server holds its maximum of {max} connections (limits.max_connections)")
+                write!(
+                    f,
+                    "the server holds its maximum of {max} connections (limits.max_connections)"
+                )
             }
             ConnectError::TooManySessions(max) => write!(
                 f,

@@ -123,7 +123,10 @@ pub const LIMITS_ENV_VARS: &[(&str, &str)] = &[
     ("WSC_MAX_CONNECTIONS", "limits.max_connections"),
     ("WSC_MAX_SESSIONS_PER_USER", "limits.max_sessions_per_user"),
     ("WSC_SESSIONS_OVER_LIMIT", "limits.sessions_over_limit"),
-    ("WSC_MAX_GROUPS_PER_SESSION", "limits.max_groups_per_session"),
+    (
+        "WSC_MAX_GROUPS_PER_SESSION",
+        "limits.max_groups_per_session",
+    ),
     ("WSC_MAX_MEMBERS_PER_GROUP", "limits.max_members_per_group"),
     ("WSC_MAX_API_BODY_BYTES", "limits.max_api_body_bytes"),
     ("WSC_ALLOWED_ORIGINS", "limits.allowed_origins"),
@@ -196,7 +199,10 @@ mod tests {
     fn origins() {
         let l = LimitsConfig::default();
         assert!(l.origin_allowed(None, Some("a:1")), "non-browser");
-        assert!(l.origin_allowed(Some("http://a:1"), Some("a:1")), "same origin");
+        assert!(
+            l.origin_allowed(Some("http://a:1"), Some("a:1")),
+            "same origin"
+        );
         assert!(!l.origin_allowed(Some("http://evil:1"), Some("a:1")));
         let l = LimitsConfig {
             allowed_origins: vec!["https://app.example".into()],

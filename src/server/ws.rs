@@ -92,7 +92,15 @@ pub(crate) async fn echo(
         role: None,
         metadata: Default::default(),
     };
-    start(req, body, state, identity, Some(client_id.to_string()), true).await
+    start(
+        req,
+        body,
+        state,
+        identity,
+        Some(client_id.to_string()),
+        true,
+    )
+    .await
 }
 
 /// Checks the limits that apply before the handshake, registers with the hub and starts the
@@ -105,7 +113,9 @@ async fn start(
     client_id: Option<String>,
     echo: bool,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    // The handshake is checked before the hub is asked, and the body is left untouched
+    // until the hub accepted: a refusal's JSON body only reaches the client then.
+    actix_http::ws::handshake(req.head())?;
     let ctx = Context::<Session>::new();
     let info = SessionInfo {
         client_id: client_id
@@ -160,6 +170,21 @@ async fn start(
                 "unavailable",
                 "hub unavailable",
             ));
+        }
+    };
+    let (response, ws, stream) = match actix_ws::handle(&req, body) {
+        Ok(parts) => parts,
+        Err(e) => {
+            // Unreachable after the handshake check above; the hub must still forget it.
+            state.hub.do_send(crate::hub::Disconnect {
+                client_id: info.client_id,
+                conn: connected.conn,
+                user_id: info.user_id,
+                reason: crate::model::DisconnectReason::ConnectionLost,
+                undelivered: Vec::new(),
+                still_flushing: false,
+            });
+            return Err(e);
         }
     };
     let session = Session::new(info, connected, state.hub.clone(), ws, stream);

@@ -123,9 +123,7 @@ impl Session {
             Ok(Ok(_)) => act.send_control(control::receipt_accepted(id.as_ref()), ctx),
             Ok(Err(e)) => {
                 let code = match e {
-                    GroupError::TooManyGroups(_) | GroupError::GroupFull(_) => {
-                        ErrorCode::Forbidden
-                    }
+                    GroupError::TooManyGroups(_) | GroupError::GroupFull(_) => ErrorCode::Forbidden,
                     GroupError::UnknownSession(_) | GroupError::EmptyName => {
                         ErrorCode::InvalidFrame
                     }
