@@ -28,10 +28,11 @@ impl Session {
     }
 
     pub(super) fn echo_binary(&mut self, data: bytes::Bytes, ctx: &mut Context<Self>) {
-        if self.on_data(None, ctx) && !self.inbox.push_control(Outgoing::Binary(data)) {
-            if !self.inbox.is_closing() {
-                self.overflow(ctx);
-            }
+        if self.on_data(None, ctx)
+            && !self.inbox.push_control(Outgoing::Binary(data))
+            && !self.inbox.is_closing()
+        {
+            self.overflow(ctx);
         }
     }
 }
