@@ -41,7 +41,7 @@ pub struct ClientMessage {
 pub const MAX_DATA_DEPTH: usize = 64;
 
 /// The deepest nesting of objects and arrays in valid JSON text (strings are skipped).
-fn json_depth(json: &str) -> usize {
+pub(crate) fn json_depth(json: &str) -> usize {
     let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
     for b in json.bytes() {
         if in_str {

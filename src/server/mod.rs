@@ -20,7 +20,7 @@
 //! # }
 //! ```
 
-mod api;
+pub(crate) mod api;
 mod guard;
 mod ws;
 
