@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, FailureKind};
 
+mod limits;
+pub(crate) use limits::constant_time_eq;
+pub use limits::{LimitsConfig, SessionOverflow, LIMITS_ENV_VARS};
+
 /// Everything the hub, its sessions and the server binary read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +29,8 @@ pub struct Config {
     pub retry: RetryConfig,
     /// Offline store and record persistence.
     pub store: StoreConfig,
+    /// Caps on what peers control (connections, sessions, groups, bodies, origins).
+    pub limits: LimitsConfig,
 }
 
 /// Which store backend.
@@ -116,6 +122,9 @@ pub struct ServerConfig {
     /// wsc-server's log filter (env_logger syntax: `info`, `actix_wsc=debug,warn`); reloaded
     /// with the config. Unset: `RUST_LOG`, else `info`. Defaults to none.
     pub log_level: Option<String>,
+    /// Mounts `/echo`: a session that echoes data frames (for the Autobahn testsuite). Never
+    /// enable it in production. Defaults to false.
+    pub echo_route: bool,
 }
 
 impl Default for ServerConfig {
@@ -127,6 +136,7 @@ impl Default for ServerConfig {
             shutdown_timeout_ms: 5_000,
             metrics_require_api_key: false,
             log_level: None,
+            echo_route: false,
         }
     }
 }
@@ -260,6 +270,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WSC_DATA_DIR", "server.data_dir"),
     ("WSC_API_KEY", "server.api_key"),
     ("WSC_SHUTDOWN_TIMEOUT_MS", "server.shutdown_timeout_ms"),
+    ("WSC_ECHO_ROUTE", "server.echo_route"),
     ("WSC_NODE_ID", "hub.node_id"),
     ("WSC_HEARTBEAT_INTERVAL_MS", "session.heartbeat_interval_ms"),
     ("WSC_CLIENT_TIMEOUT_MS", "session.client_timeout_ms"),
@@ -297,6 +308,14 @@ fn setter(name: &str) -> Option<Setter> {
         },
         "WSC_SHUTDOWN_TIMEOUT_MS" => |c, n, v| {
             c.server.shutdown_timeout_ms = num(n, v)?;
+            Ok(())
+        },
+        "WSC_ECHO_ROUTE" => |c, n, v| {
+            c.server.echo_route = match v.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                other => return Err(ConfigError::new(n, format!("`{other}` is not a boolean"))),
+            };
             Ok(())
         },
         "WSC_NODE_ID" => |c, _, v| {
@@ -420,6 +439,10 @@ impl Config {
         for (k, v) in vars {
             if let Some(set) = setter(k.as_ref()) {
                 set(self, k.as_ref(), v.as_ref())?;
+            } else if let Some(res) =
+                limits::apply_env_var(&mut self.limits, k.as_ref(), v.as_ref())
+            {
+                res?;
             }
         }
         Ok(())
@@ -522,7 +545,7 @@ impl Config {
         if self.hub.node_id.is_empty() {
             return Err(ConfigError::new("hub.node_id", "must not be empty"));
         }
-        Ok(())
+        self.limits.validate()
     }
 }
 

@@ -48,6 +48,11 @@ pub enum ConnectError {
     ClientIdInUse(ClientId),
     /// The hub is shutting down (HTTP 503).
     ShuttingDown,
+    /// `limits.max_connections` sessions are live (HTTP 503).
+    TooManyConnections(usize),
+    /// The user holds `limits.max_sessions_per_user` sessions and the limit refuses new
+    /// ones (HTTP 429).
+    TooManySessions(usize),
 }
 
 impl fmt::Display for ConnectError {
@@ -57,6 +62,16 @@ impl fmt::Display for ConnectError {
                 write!(f, "client id {id} is in use by another user")
             }
             ConnectError::ShuttingDown => f.write_str("the server is shutting down"),
+            ConnectError::TooManyConnections(max) => {
+                write!(
+                    f,
+                    "the server holds its maximum of {max} connections (limits.max_connections)"
+                )
+            }
+            ConnectError::TooManySessions(max) => write!(
+                f,
+                "this user already holds {max} sessions (limits.max_sessions_per_user)"
+            ),
         }
     }
 }
@@ -71,6 +86,10 @@ pub enum GroupError {
     UnknownSession(ClientId),
     /// The group name is empty.
     EmptyName,
+    /// The session is in `limits.max_groups_per_session` groups already.
+    TooManyGroups(usize),
+    /// The group holds `limits.max_members_per_group` sessions already.
+    GroupFull(usize),
 }
 
 impl fmt::Display for GroupError {
@@ -78,6 +97,14 @@ impl fmt::Display for GroupError {
         match self {
             GroupError::UnknownSession(id) => write!(f, "no session with client id {id}"),
             GroupError::EmptyName => f.write_str("group name must not be empty"),
+            GroupError::TooManyGroups(max) => write!(
+                f,
+                "this session is in {max} groups already (limits.max_groups_per_session)"
+            ),
+            GroupError::GroupFull(max) => write!(
+                f,
+                "the group has {max} members already (limits.max_members_per_group)"
+            ),
         }
     }
 }

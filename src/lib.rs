@@ -44,6 +44,8 @@ pub mod client;
 pub mod config;
 pub mod delivery;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handlers;
 pub mod hub;
 pub mod live_config;

@@ -51,7 +51,7 @@ impl LiveConfig {
 /// the field's name, so nobody believes a change took effect when it did not.
 pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigError> {
     let (o, n) = (&old.store, &new.store);
-    let fixed: [(&str, bool); 17] = [
+    let fixed: [(&str, bool); 18] = [
         ("server.bind", old.server.bind != new.server.bind),
         (
             "server.data_dir",
@@ -87,6 +87,11 @@ pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), Confi
         ),
         ("store.persist_acked", o.persist_acked != n.persist_acked),
         ("store.redis_url", o.redis_url != n.redis_url),
+        // The limits are read where connections are accepted, at startup.
+        (
+            "limits",
+            serde_json::to_value(&old.limits).ok() != serde_json::to_value(&new.limits).ok(),
+        ),
         ("store.redis_prefix", o.redis_prefix != n.redis_prefix),
         (
             "store.redis_require_aof",

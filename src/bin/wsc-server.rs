@@ -94,7 +94,9 @@ async fn serve(
     let live = hub.live_config();
     let hub = hub.start();
     reload::spawn(hub.clone(), live, args, log);
-    let wsc = WscServer::new(hub.clone());
+    let wsc = WscServer::new(hub.clone())
+        .limits(config.limits.clone())
+        .echo_route(config.server.echo_route);
     let mut server = HttpServer::new(move || App::new().configure(wsc.configure()))
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs().max(1));

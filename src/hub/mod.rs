@@ -222,6 +222,61 @@ impl Hub {
         });
     }
 
+    /// `limits.max_connections` and `limits.max_sessions_per_user` for a new session; with
+    /// `replace_oldest`, the user's oldest session is closed with 4002 to make room.
+    fn enforce_limits(&self, info: &SessionInfo) -> Result<(), crate::error::ConnectError> {
+        use crate::config::SessionOverflow;
+        use crate::error::ConnectError;
+        let l = &self.config.limits;
+        let oldest = {
+            let table = self.router.read();
+            // A session replacing its own client id takes no new slot.
+            if table.get(&info.client_id).is_some() {
+                return Ok(());
+            }
+            if table.session_count() >= l.max_connections {
+                log::warn!(
+                    "upgrade refused: {} sessions live (limits.max_connections)",
+                    l.max_connections
+                );
+                return Err(ConnectError::TooManyConnections(l.max_connections));
+            }
+            let max = l.max_sessions_per_user;
+            let live: Vec<_> = table
+                .user_sessions(&info.user_id)
+                .filter(|e| !e.handle.inbox.is_closing())
+                .collect();
+            if max == 0 || live.len() < max {
+                return Ok(());
+            }
+            if l.sessions_over_limit == SessionOverflow::Refuse {
+                log::warn!(
+                    "upgrade refused: user_id={} holds {max} sessions (limits.max_sessions_per_user)",
+                    info.user_id
+                );
+                return Err(ConnectError::TooManySessions(max));
+            }
+            live.into_iter()
+                .min_by_key(|e| e.info.conn)
+                .map(|e| (e.handle.clone(), e.info.clone()))
+        };
+        if let Some((handle, old)) = oldest {
+            log::info!(
+                "session replaced client_id={} user_id={}: over limits.max_sessions_per_user",
+                old.client_id,
+                old.user_id
+            );
+            self.close_session(
+                &handle,
+                &old,
+                CloseCode::Replaced,
+                "replaced: too many sessions for this user",
+                false,
+            );
+        }
+        Ok(())
+    }
+
     fn sessions_where(
         &self,
         pred: impl Fn(&SessionInfo) -> bool,
@@ -312,6 +367,7 @@ impl Handler<Connect> for Hub {
         if self.shutting_down {
             return Err(crate::error::ConnectError::ShuttingDown);
         }
+        self.enforce_limits(&msg.info)?;
         self.next_conn += 1;
         msg.info.conn = self.next_conn;
         let info = msg.info.clone();
@@ -427,7 +483,13 @@ impl Handler<JoinGroup> for Hub {
     type Result = Result<bool, crate::error::GroupError>;
 
     fn handle(&mut self, msg: JoinGroup, _: &mut Context<Self>) -> Self::Result {
-        self.router.write().join(&msg.client_id, &msg.group)
+        let l = &self.config.limits;
+        self.router.write().join_within(
+            &msg.client_id,
+            &msg.group,
+            l.max_groups_per_session,
+            l.max_members_per_group,
+        )
     }
 }
 

@@ -37,6 +37,35 @@ pub struct ClientMessage {
     pub require_ack: bool,
 }
 
+/// Deepest nesting of objects and arrays accepted in a message's `data`.
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// The deepest nesting of objects and arrays in valid JSON text (strings are skipped).
+pub(crate) fn json_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// A validated client frame.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -198,6 +227,14 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
                 if !matches!(first, Some(b'{') | Some(b'n')) {
                     return Err(err(ErrorCode::InvalidFrame, "`data` must be a JSON object"));
                 }
+                if json_depth(data.get()) > MAX_DATA_DEPTH {
+                    // Forwarded as is, it would break receivers' parsers (serde_json stops at
+                    // 128 levels), so it is refused like any JSON the server cannot read.
+                    return Err(err(
+                        ErrorCode::InvalidJson,
+                        "`data` nests deeper than 64 levels (MAX_DATA_DEPTH)",
+                    ));
+                }
             }
             Ok(Inbound::Message(ClientMessage {
                 id,
@@ -215,6 +252,25 @@ pub fn parse_inbound(text: &str) -> Result<Inbound, FrameError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deep_data_is_refused_and_depth_skips_strings() {
+        assert_eq!(super::json_depth(r#"{"a":[1,{"b":"[[[{{"}]}"#), 3);
+        assert_eq!(super::json_depth(r#"{"a":"\"[["}"#), 1);
+        let ok = format!(
+            r#"{{"type":"text","to":"u","data":{}1{}}}"#,
+            "{\"a\":".repeat(64),
+            "}".repeat(64)
+        );
+        assert!(super::parse_inbound(&ok).is_ok());
+        let deep = format!(
+            r#"{{"type":"text","to":"u","data":{}1{}}}"#,
+            "{\"a\":".repeat(65),
+            "}".repeat(65)
+        );
+        let err = super::parse_inbound(&deep).expect_err("too deep");
+        assert_eq!(err.code, crate::protocol::ErrorCode::InvalidJson);
+    }
+
     use super::*;
 
     fn code(text: &str) -> ErrorCode {

@@ -23,6 +23,8 @@ pub enum Outgoing {
     Pong(bytes::Bytes),
     /// An application frame; the writer adds `seq_no`.
     App(OutboundFrame),
+    /// A binary frame (only the `/echo` route sends these).
+    Binary(bytes::Bytes),
 }
 
 impl Outgoing {
@@ -32,6 +34,7 @@ impl Outgoing {
             Outgoing::Ping => CONTROL_COST,
             Outgoing::Pong(b) => b.len() + CONTROL_COST,
             Outgoing::App(f) => f.len(),
+            Outgoing::Binary(b) => b.len(),
         }
     }
 }

@@ -124,6 +124,29 @@ impl<H> RoutingTable<H> {
         Ok(true)
     }
 
+    /// [`RoutingTable::join`] within limits: at most `max_groups` groups for the session and
+    /// `max_members` sessions in the group.
+    pub fn join_within(
+        &mut self,
+        client_id: &ClientId,
+        group: &GroupId,
+        max_groups: usize,
+        max_members: usize,
+    ) -> Result<bool, GroupError> {
+        if let Some(entry) = self.sessions.get(client_id) {
+            if entry.groups.contains(group) {
+                return Ok(false);
+            }
+            if entry.groups.len() >= max_groups {
+                return Err(GroupError::TooManyGroups(max_groups));
+            }
+            if self.groups.get(group).map_or(0, HashSet::len) >= max_members {
+                return Err(GroupError::GroupFull(max_members));
+            }
+        }
+        self.join(client_id, group)
+    }
+
     /// Removes a session from a group; `Ok(false)` if it was not a member.
     pub fn leave(&mut self, client_id: &ClientId, group: &GroupId) -> Result<bool, GroupError> {
         let entry = self

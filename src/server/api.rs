@@ -12,6 +12,7 @@ use crate::hub::{
     Target,
 };
 use crate::model::{MessageKey, MessageStatus};
+use crate::protocol::inbound::MAX_DATA_DEPTH;
 use crate::protocol::{Envelope, ErrorCode, MessageId, MessageType, Priority};
 
 /// An API failure: status, code and message, rendered as a JSON error body.
@@ -57,7 +58,7 @@ pub(crate) async fn authorized(req: &HttpRequest, state: &ServerState) -> Result
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if presented == Some(key.as_str()) {
+    if super::guard::key_matches(presented, &key) {
         Ok(())
     } else {
         log::warn!(
@@ -114,18 +115,18 @@ struct SendBody {
 }
 
 /// A parsed `/api/send` body.
-struct SendRequest {
-    target: Target,
-    envelope: Envelope,
-    tags: Vec<String>,
-    expires_in: Option<std::time::Duration>,
+pub(crate) struct SendRequest {
+    pub(crate) target: Target,
+    pub(crate) envelope: Envelope,
+    pub(crate) tags: Vec<String>,
+    pub(crate) expires_in: Option<std::time::Duration>,
 }
 
 fn bad(code: ErrorCode, message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code.as_str(), message)
 }
 
-fn parse_send(body: &[u8]) -> Result<SendRequest, ApiError> {
+pub(crate) fn parse_send(body: &[u8]) -> Result<SendRequest, ApiError> {
     let b: SendBody = serde_json::from_slice(body).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidFrame,
@@ -181,6 +182,16 @@ fn parse_send(body: &[u8]) -> Result<SendRequest, ApiError> {
     envelope.to = to.map(Into::into);
     envelope.group = group.map(Into::into);
     envelope.data = b.data.filter(|d| d.get().trim() != "null");
+    if envelope
+        .data
+        .as_ref()
+        .is_some_and(|d| crate::protocol::inbound::json_depth(d.get()) > MAX_DATA_DEPTH)
+    {
+        return Err(bad(
+            ErrorCode::InvalidJson,
+            "`data` nests deeper than 64 levels (MAX_DATA_DEPTH)",
+        ));
+    }
     envelope.priority = priority;
     envelope.reply_to_msg_id = nonempty(b.reply_to_msg_id).map(Into::into);
     envelope.require_ack = b.require_ack;
@@ -197,10 +208,14 @@ fn parse_send(body: &[u8]) -> Result<SendRequest, ApiError> {
 /// is offline or the group does not exist, 400 for a bad body.
 pub(crate) async fn send(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, ApiError> {
     authorized(&req, &state).await?;
+    let body = match super::guard::read_body(body, state.limits.max_api_body_bytes).await {
+        Ok(b) => b,
+        Err(refused) => return Ok(refused),
+    };
     let req = parse_send(&body)?;
     let send = SendTracked {
         target: req.target,

@@ -91,7 +91,7 @@ pub(crate) async fn index(
         return html(StatusCode::OK, INDEX.replace("/*API_KEY*/null", "null"));
     };
     if let Some(given) = q.into_inner().api_key.filter(|k| !k.is_empty()) {
-        if &given != key {
+        if !super::guard::key_matches(Some(&given), key) {
             log::warn!("dashboard sign-in refused: wrong API key");
             return login("Wrong API key.");
         }
@@ -105,7 +105,7 @@ pub(crate) async fn index(
             .finish();
     }
     match cookie_key(&req) {
-        Some(c) if &c == key => {
+        Some(c) if super::guard::key_matches(Some(&c), key) => {
             let js = serde_json::Value::from(key.as_str()).to_string();
             html(StatusCode::OK, INDEX.replace("/*API_KEY*/null", &js))
         }

@@ -23,9 +23,10 @@
 //! ```
 
 mod admin;
-mod api;
+pub(crate) mod api;
 mod config_api;
 mod dashboard;
+mod guard;
 mod metrics;
 mod sse;
 mod ws;
@@ -37,9 +38,10 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::auth::{Authenticator, DefaultAuthenticator};
+use crate::config::LimitsConfig;
 use crate::hub::Hub;
 
-/// Largest `/api/send` body, in bytes.
+/// Largest `/api/send` body, in bytes, by default (`limits.max_api_body_bytes`).
 pub const MAX_API_BODY_BYTES: usize = 1 << 20;
 
 /// Options for mounting actix-wsc in an `App`. Cheap to clone: clone it into the
@@ -50,6 +52,8 @@ pub struct WscServer {
     authenticator: Arc<dyn Authenticator>,
     api_key: KeyRule,
     sse: Arc<sse::SseRegistry>,
+    limits: LimitsConfig,
+    echo_route: bool,
 }
 
 /// Where the API key comes from.
@@ -68,6 +72,7 @@ pub(crate) struct ServerState {
     /// The hub's live configuration, fetched once per worker at the first request.
     pub(crate) live: tokio::sync::OnceCell<crate::live_config::LiveConfig>,
     pub(crate) sse: Arc<sse::SseRegistry>,
+    pub(crate) limits: LimitsConfig,
 }
 
 impl ServerState {
@@ -99,7 +104,23 @@ impl WscServer {
             authenticator: Arc::new(DefaultAuthenticator),
             api_key: KeyRule::Hub,
             sse: Arc::default(),
+            limits: LimitsConfig::default(),
+            echo_route: false,
         }
+    }
+
+    /// The HTTP-side limits: `/api/*` body size and allowed browser origins (the hub
+    /// enforces the rest from its own config).
+    pub fn limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Mounts `/echo` when `true`: an anonymous session that echoes data frames through the
+    /// same session code as `/ws` (for the Autobahn testsuite; never in production).
+    pub fn echo_route(mut self, enabled: bool) -> Self {
+        self.echo_route = enabled;
+        self
     }
 
     /// Decides who may connect.
@@ -121,27 +142,30 @@ impl WscServer {
     pub fn configure(&self) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
         let this = self.clone();
         move |cfg| {
+            let body_limit = this.limits.max_api_body_bytes;
             let state = web::Data::new(ServerState {
                 hub: this.hub,
                 authenticator: this.authenticator,
                 api_key: this.api_key,
                 live: tokio::sync::OnceCell::new(),
                 sse: this.sse,
+                limits: this.limits,
             });
+            if this.echo_route {
+                log::warn!("the /echo route is mounted (server.echo_route): not for production");
+                cfg.route("/echo", web::get().to(ws::echo));
+            }
             cfg.app_data(state)
+                .app_data(web::PayloadConfig::new(body_limit))
                 .route("/ws", web::get().to(ws::upgrade))
-                .service(
-                    web::resource("/api/send")
-                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
-                        .route(web::post().to(api::send)),
-                )
+                .route("/api/send", web::post().to(api::send))
                 .route("/api/messages", web::get().to(api::messages))
                 .route("/api/messages/{id}", web::get().to(api::message))
                 .route("/api/online", web::get().to(api::online))
                 .route("/api/stats", web::get().to(api::stats))
                 .service(
                     web::resource("/api/config")
-                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
+                        .app_data(web::PayloadConfig::new(body_limit))
                         .route(web::get().to(config_api::get))
                         .route(web::put().to(config_api::put)),
                 )
@@ -154,7 +178,7 @@ impl WscServer {
                 .route("/sse", web::get().to(sse::open))
                 .service(
                     web::resource("/sse/{token}")
-                        .app_data(web::PayloadConfig::new(MAX_API_BODY_BYTES))
+                        .app_data(web::PayloadConfig::new(body_limit))
                         .route(web::post().to(sse::post))
                         .route(web::delete().to(sse::close)),
                 );

@@ -60,6 +60,9 @@ pub(crate) async fn upgrade(
     body: web::Payload,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if let Some(refused) = super::guard::check_origin(&req, &state) {
+        return Ok(refused);
+    }
     let request = match connect_request(&req) {
         Ok(r) => r,
         Err(e) => return Ok(auth_response(&e)),
@@ -69,7 +72,50 @@ pub(crate) async fn upgrade(
         Ok(i) => i,
         Err(e) => return Ok(auth_response(&e)),
     };
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    start(req, body, state, identity, client_id, false).await
+}
+
+/// The `/echo` upgrade (mounted only with [`super::WscServer::echo_route`]): an anonymous
+/// session in echo mode.
+pub(crate) async fn echo(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ServerState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if let Some(refused) = super::guard::check_origin(&req, &state) {
+        return Ok(refused);
+    }
+    let client_id = ClientId::generate();
+    let identity = crate::auth::Identity {
+        user_id: format!("echo-{client_id}").into(),
+        user_type: crate::protocol::UserType::Customer,
+        role: None,
+        metadata: Default::default(),
+    };
+    start(
+        req,
+        body,
+        state,
+        identity,
+        Some(client_id.to_string()),
+        true,
+    )
+    .await
+}
+
+/// Checks the limits that apply before the handshake, registers with the hub and starts the
+/// session.
+async fn start(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ServerState>,
+    identity: crate::auth::Identity,
+    client_id: Option<String>,
+    echo: bool,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The handshake is checked before the hub is asked, and the body is left untouched
+    // until the hub accepted: a refusal's JSON body only reaches the client then.
+    actix_http::ws::handshake(req.head())?;
     let ctx = Context::<Session>::new();
     let info = SessionInfo {
         client_id: client_id
@@ -96,6 +142,20 @@ pub(crate) async fn upgrade(
                 &e.to_string(),
             ));
         }
+        Ok(Err(e @ ConnectError::TooManyConnections(_))) => {
+            return Ok(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                &e.to_string(),
+            ));
+        }
+        Ok(Err(e @ ConnectError::TooManySessions(_))) => {
+            return Ok(error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sessions",
+                &e.to_string(),
+            ));
+        }
         Ok(Err(e)) => {
             return Ok(error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -112,7 +172,22 @@ pub(crate) async fn upgrade(
             ));
         }
     };
+    let (response, ws, stream) = match actix_ws::handle(&req, body) {
+        Ok(parts) => parts,
+        Err(e) => {
+            // Unreachable after the handshake check above; the hub must still forget it.
+            state.hub.do_send(crate::hub::Disconnect {
+                client_id: info.client_id,
+                conn: connected.conn,
+                user_id: info.user_id,
+                reason: crate::model::DisconnectReason::ConnectionLost,
+                undelivered: Vec::new(),
+                still_flushing: false,
+            });
+            return Err(e);
+        }
+    };
     let session = Session::new(info, connected, state.hub.clone(), ws, stream);
-    ctx.run(session);
+    ctx.run(if echo { session.echo() } else { session });
     Ok(response)
 }

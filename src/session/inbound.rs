@@ -17,9 +17,24 @@ use crate::protocol::control;
 use crate::protocol::{parse_inbound, CloseCode, Envelope, ErrorCode, Inbound, MessageId};
 
 impl Session {
-    fn on_data(&mut self, id: Option<MessageId>, ctx: &mut Context<Self>) -> bool {
-        if self.bucket.take(Instant::now()) {
+    /// Takes a rate-limit token; without one the frame is refused with `rate_limited`, and
+    /// a session refused `limits.rate_abuse_frames` times within the window is closed with
+    /// 1008.
+    pub(super) fn on_data(&mut self, id: Option<MessageId>, ctx: &mut Context<Self>) -> bool {
+        let now = Instant::now();
+        if self.bucket.take(now) {
             return true;
+        }
+        let limits = &self.config.limits;
+        let window = std::time::Duration::from_millis(limits.rate_abuse_window_ms);
+        if self.abuse.refused(now, window, limits.rate_abuse_frames) {
+            log::warn!(
+                "rate limit abuse client_id={} user_id={}: closing with 1008",
+                self.info.client_id,
+                self.info.user_id
+            );
+            self.close(CloseCode::Policy, "rate limit exceeded", false, ctx);
+            return false;
         }
         let err = FrameError::new(ErrorCode::RateLimited, "too many frames; slow down").with_id(id);
         self.send_error(&err, ctx);
@@ -27,6 +42,9 @@ impl Session {
     }
 
     pub(super) fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if self.echo {
+            return self.echo_text(text, ctx);
+        }
         let parsed = parse_inbound(text);
         let id = match &parsed {
             Ok(Inbound::Message(m)) => m.id.clone(),
@@ -34,7 +52,12 @@ impl Session {
             Ok(_) => None,
             Err(e) => e.id.clone(),
         };
-        if !self.on_data(id, ctx) {
+        // Acks and pings keep the connection healthy: they never cost a token.
+        let free = matches!(
+            parsed,
+            Ok(Inbound::Ack { .. } | Inbound::Ping | Inbound::Pong)
+        );
+        if !free && !self.on_data(id, ctx) {
             return;
         }
         let inbound = match parsed {
@@ -99,7 +122,13 @@ impl Session {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(Ok(_)) => act.send_control(control::receipt_accepted(id.as_ref()), ctx),
             Ok(Err(e)) => {
-                let err = FrameError::new(ErrorCode::InvalidFrame, e.to_string()).with_id(id);
+                let code = match e {
+                    GroupError::TooManyGroups(_) | GroupError::GroupFull(_) => ErrorCode::Forbidden,
+                    GroupError::UnknownSession(_) | GroupError::EmptyName => {
+                        ErrorCode::InvalidFrame
+                    }
+                };
+                let err = FrameError::new(code, e.to_string()).with_id(id);
                 act.send_error(&err, ctx);
             }
             Err(e) => {
@@ -220,7 +249,7 @@ impl Session {
             return;
         };
         if !frag.text {
-            return self.on_binary(ctx);
+            return self.on_binary(frag.buf.freeze(), ctx);
         }
         match std::str::from_utf8(&frag.buf) {
             Ok(text) => self.on_text(text, ctx),
@@ -233,7 +262,10 @@ impl Session {
         }
     }
 
-    pub(super) fn on_binary(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn on_binary(&mut self, data: bytes::Bytes, ctx: &mut Context<Self>) {
+        if self.echo {
+            return self.echo_binary(data, ctx);
+        }
         if !self.on_data(None, ctx) {
             return;
         }

@@ -2,6 +2,7 @@
 //! its client's messages, answers pings, keeps the heartbeat, and owns the close codes.
 //! Writes go through its [`Inbox`] (bounded in bytes, priority ordered) and a writer task.
 
+mod echo;
 mod inbound;
 mod rate;
 mod reconfigure;
@@ -65,6 +66,8 @@ pub struct Session {
     closing: bool,
     deregistered: bool,
     timers: Vec<SpawnHandle>,
+    echo: bool,
+    abuse: rate::AbuseCounter,
 }
 
 impl Session {
@@ -110,6 +113,8 @@ impl Session {
             closing: false,
             deregistered: false,
             timers: Vec::new(),
+            echo: false,
+            abuse: rate::AbuseCounter::new(now),
             config,
         }
     }
@@ -226,6 +231,13 @@ impl Session {
     }
 }
 
+/// Whether actix-ws refused a text frame for not being UTF-8 (it reports that as an I/O
+/// error wrapping a `Utf8Error`; a frame with reserved bits set is also `InvalidData`).
+fn is_utf8_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<std::str::Utf8Error>().is_some())
+}
+
 impl Actor for Session {
     type Context = Context<Self>;
 
@@ -233,6 +245,9 @@ impl Actor for Session {
         let Some(io) = self.io.take() else {
             return ctx.stop();
         };
+        if self.echo {
+            self.clear_for_echo();
+        }
         let s = &self.config.session;
         let sink = match io {
             Io::Ws(ws, stream) => {
@@ -279,6 +294,19 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
         let msg = match item {
             Ok(m) => m,
             Err(ProtocolError::Overflow) => return self.too_large(ctx),
+            Err(ProtocolError::Io(e)) if is_utf8_error(&e) => {
+                log::warn!("invalid text frame client_id={}: {e}", self.info.client_id);
+                return self.close(
+                    CloseCode::InvalidPayload,
+                    "text message is not UTF-8",
+                    false,
+                    ctx,
+                );
+            }
+            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                log::warn!("protocol error client_id={}: {e}", self.info.client_id);
+                return self.close(CloseCode::ProtocolError, "protocol error", false, ctx);
+            }
             Err(ProtocolError::Io(e)) => {
                 log::info!("connection lost client_id={}: {e}", self.info.client_id);
                 if self.reason.is_none() {
@@ -311,7 +339,7 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
                 }
                 self.on_text(&text, ctx);
             }
-            WsMessage::Binary(_) => {
+            WsMessage::Binary(data) => {
                 if self.fragments.is_some() {
                     return self.close(
                         CloseCode::ProtocolError,
@@ -320,7 +348,7 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for Session {
                         ctx,
                     );
                 }
-                self.on_binary(ctx);
+                self.on_binary(data, ctx);
             }
             WsMessage::Continuation(item) => self.on_continuation(item, ctx),
             WsMessage::Ping(payload) => {

@@ -39,6 +39,34 @@ impl TokenBucket {
     }
 }
 
+/// Counts frames refused by the [`TokenBucket`] in a fixed window, to tell a burst from
+/// sustained abuse.
+#[derive(Debug, Clone)]
+pub(crate) struct AbuseCounter {
+    window_start: Instant,
+    refused: u32,
+}
+
+impl AbuseCounter {
+    /// No refusals yet.
+    pub(crate) fn new(now: Instant) -> Self {
+        AbuseCounter {
+            window_start: now,
+            refused: 0,
+        }
+    }
+
+    /// Counts one refusal; `true` once `max` (non-zero) were counted within `window`.
+    pub(crate) fn refused(&mut self, now: Instant, window: std::time::Duration, max: u32) -> bool {
+        if now.saturating_duration_since(self.window_start) > window {
+            self.window_start = now;
+            self.refused = 0;
+        }
+        self.refused = self.refused.saturating_add(1);
+        max > 0 && self.refused >= max
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +89,20 @@ mod tests {
             3,
             "capped at burst"
         );
+    }
+
+    #[test]
+    fn abuse_is_counted_per_window() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(1);
+        let mut a = AbuseCounter::new(t0);
+        assert!(!a.refused(t0, w, 3));
+        assert!(!a.refused(t0, w, 3));
+        assert!(!a.refused(t0 + Duration::from_secs(2), w, 3), "new window");
+        assert!(!a.refused(t0 + Duration::from_secs(2), w, 3));
+        assert!(a.refused(t0 + Duration::from_secs(2), w, 3));
+        let mut never = AbuseCounter::new(t0);
+        assert!((0..100).all(|_| !never.refused(t0, w, 0)));
     }
 
     #[test]

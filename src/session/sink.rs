@@ -50,6 +50,17 @@ impl Sink {
         }
     }
 
+    /// A binary frame (only the echo route writes them).
+    pub(crate) async fn binary(&mut self, data: Bytes) -> Result<(), SinkClosed> {
+        match self {
+            Sink::Ws(ws) => ws.binary(data).await.map_err(|_| SinkClosed),
+            Sink::Sse(_) => {
+                log::error!("a binary frame cannot go over SSE; closing the stream");
+                Err(SinkClosed)
+            }
+        }
+    }
+
     pub(crate) async fn close(self, reason: CloseReason) -> Result<(), SinkClosed> {
         match self {
             Sink::Ws(ws) => ws.close(Some(reason)).await.map_err(|_| SinkClosed),

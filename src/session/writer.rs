@@ -55,6 +55,7 @@ async fn write_item(sink: &mut Sink, item: Outgoing, seq: &mut u64) -> Result<()
         Outgoing::Control(text) => sink.text(text).await,
         Outgoing::Ping => sink.ping().await,
         Outgoing::Pong(payload) => sink.pong(&payload).await,
+        Outgoing::Binary(data) => sink.binary(data).await,
         Outgoing::App(frame) => {
             *seq += 1;
             sink.text(frame.render(*seq)).await
