@@ -327,18 +327,26 @@ pub fn spawn_server(args: &[&str], envs: &[(&str, &str)]) -> Running {
 
 /// Waits (bounded) for the server to exit; kills it if it does not.
 pub fn wait_exit(mut r: Running) -> std::process::ExitStatus {
-    let (tx, rx) = std_mpsc::channel();
-    let pid = r.child.id();
-    std::thread::spawn(move || {
-        let _ = tx.send(r.child.wait());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(status) => status.expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("the server did not exit within {WAIT:?}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match r.child.try_wait().expect("wait") {
+            Some(status) => return status,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+                panic!("the server did not exit within {WAIT:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A test that panics before stopping its server does not leave it running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
