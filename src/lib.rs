@@ -17,6 +17,7 @@
 //! - [`handlers`]: typed events applications subscribe to with their own actors
 //! - [`auth`]: authenticator and welcome provider
 //! - [`server`]: actix-web wiring to mount in your own `App`
+//! - [`tls`]: rustls settings for `wss://` / `https://` (server and client)
 //! - [`metrics`]: Prometheus counters and the `/metrics` exposition
 //! - [`live_config`]: the configuration in force, updated at runtime
 //! - [`config`], [`error`]
@@ -57,6 +58,7 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod supervision;
+pub mod tls;
 
 /// The names most applications need.
 pub mod prelude {

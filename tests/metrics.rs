@@ -127,3 +127,44 @@ async fn metrics_are_open_by_default_and_keyed_only_when_configured() {
     assert_eq!(status, 200);
     assert!(parse(&text).contains_key("wsc_sessions"));
 }
+
+#[actix_web::test]
+async fn offline_store_depth_and_commit_latency_follow_the_store() {
+    let server = start(fast_config()).await;
+    let before = scrape(&server).await;
+    assert_eq!(get(&before, "wsc_offline_store_depth"), 0.0);
+    let commits = get(&before, "wsc_store_commit_seconds_count");
+    for i in 0..3 {
+        let body = serde_json::json!({"to": "away", "content": format!("m{i}")});
+        let (status, answer) = post_json(&server.http_url("/api/send"), &body).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["status"], "stored_offline");
+    }
+    let stored = scrape(&server).await;
+    assert_eq!(get(&stored, "wsc_offline_store_depth"), 3.0);
+    assert!(get(&stored, "wsc_store_commit_seconds_count") > commits);
+    assert_eq!(
+        get(&stored, "wsc_store_commit_seconds_bucket{le=\"+Inf\"}"),
+        get(&stored, "wsc_store_commit_seconds_count")
+    );
+    // Delivered (plain messages leave the store once queued to the session).
+    let (mut away, _) = connect(&server, "user_id=away").await;
+    for i in 0..3 {
+        assert_eq!(
+            away.expect_app(WAIT, "stored").await["content"],
+            format!("m{i}")
+        );
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let m = scrape(&server).await;
+        if get(&m, "wsc_offline_store_depth") == 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never emptied"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

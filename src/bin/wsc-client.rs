@@ -51,6 +51,9 @@ struct Args {
     /// How long to wait at the end for queued frames to be written and the close answered.
     #[arg(long, default_value_t = 5_000)]
     close_timeout_ms: u64,
+    /// For wss://: trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, env = "WSC_CA_FILE", value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 fn parse_user_type(s: &str) -> Result<UserType, String> {
@@ -195,6 +198,7 @@ async fn run(args: Args) -> ExitCode {
     config.token = args.token;
     config.groups = args.groups;
     config.close_timeout_ms = args.close_timeout_ms;
+    config.tls_ca_file = args.ca_file;
     let client = match WscClient::new(config) {
         Ok(c) => c,
         Err(e) => {

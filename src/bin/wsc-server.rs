@@ -40,6 +40,12 @@ struct Args {
     /// HTTP worker threads (defaults to the available cores).
     #[arg(long, env = "WSC_WORKERS", value_name = "N")]
     workers: Option<usize>,
+    /// Serve wss:// and https:// with this certificate chain (PEM; needs --tls-key).
+    #[arg(long, env = "WSC_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "WSC_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub(crate) fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError> {
@@ -87,8 +93,10 @@ async fn serve(
     hub: Hub,
     args: Args,
     log: &'static logger::Reloadable,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<()> {
     let workers = args.workers;
+
     let shutdown_timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
     let bind = config.server.bind.clone();
     let live = hub.live_config();
@@ -103,7 +111,14 @@ async fn serve(
     if let Some(n) = workers {
         server = server.workers(n.max(1));
     }
-    let server = server.bind(&bind)?;
+    let tls_on = tls.is_some();
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(&bind, tls)?,
+        None => server.bind(&bind)?,
+    };
+    if tls_on {
+        log::info!("TLS on: wss:// and https:// only");
+    }
     for addr in server.addrs() {
         log::info!("listening on {addr}");
     }
@@ -137,6 +152,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match actix_wsc::tls::server_config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::error!("TLS: {e}");
+                eprintln!("wsc-server: TLS: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     if let Some(level) = &config.server.log_level {
         log.set(level);
     }
@@ -150,7 +176,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = actix_web::rt::System::new().block_on(serve(config, hub, args, log));
+    let result = actix_web::rt::System::new().block_on(serve(config, hub, args, log, tls));
     match result {
         Ok(()) => {
             log::info!("stopped");

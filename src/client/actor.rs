@@ -29,6 +29,8 @@ pub(super) struct PendingReceipt {
 /// The reconnecting WebSocket client (see the [module docs](super)).
 pub struct WscClient {
     pub(super) config: ClientConfig,
+    /// TLS settings for a `wss://` url (read once, at construction).
+    pub(super) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub(super) events: ClientEvents,
     pub(super) state: ClientState,
     /// Serial number of the current connection attempt; reports of older ones are stale.
@@ -70,6 +72,13 @@ impl WscClient {
     /// A client for `config` (validated); start it with [`Actor::start`].
     pub fn new(config: ClientConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let tls = if config.url.starts_with("wss://") {
+            let c = crate::tls::client_config(config.tls_ca_file.as_deref())
+                .map_err(|e| ConfigError::new("tls_ca_file", e.to_string()))?;
+            Some(std::sync::Arc::new(c))
+        } else {
+            None
+        };
         let backoff = Backoff::new(
             Duration::from_millis(config.min_reconnect_ms),
             Duration::from_millis(config.max_reconnect_ms),
@@ -77,6 +86,7 @@ impl WscClient {
         );
         let id_prefix = format!("{:08x}", rand::random::<u32>());
         Ok(WscClient {
+            tls,
             groups: config
                 .groups
                 .iter()
@@ -138,7 +148,7 @@ impl WscClient {
         let (tx, rx) = mpsc::unbounded_channel();
         // Held back until the upgrade succeeds; dropping it ends the task.
         self.conn = None;
-        let req = DialRequest::new(&self.config, self.client_id.as_ref());
+        let req = DialRequest::new(&self.config, self.client_id.as_ref(), self.tls.clone());
         log::debug!(
             "connecting user_id={} gen={} url={}",
             self.config.user_id,

@@ -88,6 +88,10 @@ pub struct ClientConfig {
     pub close_timeout_ms: u64,
     /// Largest frame accepted from the server, in bytes. Defaults to 4194304 (4 MiB).
     pub max_frame_bytes: usize,
+    /// For `wss://`: a PEM file of the CA certificates to trust instead of the system's
+    /// (a private CA, or a self-signed server certificate). Defaults to none.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -113,6 +117,7 @@ impl Default for ClientConfig {
             ack_mode: AckMode::Auto,
             close_timeout_ms: 5_000,
             max_frame_bytes: 4 << 20,
+            tls_ca_file: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One connection attempt: the upgrade request with the client's identity (PROTOCOL.md
 //! section 1), and the classification of its failures.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use awc::error::{ConnectError, SendRequestError, WsClientError};
@@ -17,12 +18,18 @@ pub(crate) struct DialRequest {
     pub(crate) bearer: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) max_frame_bytes: usize,
+    /// The TLS settings, for `wss://`.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl DialRequest {
     /// The request for `config`; `client_id` (the configured one, or the one the server
     /// assigned on an earlier connection) overrides the configured client id.
-    pub(crate) fn new(config: &ClientConfig, client_id: Option<&ClientId>) -> Self {
+    pub(crate) fn new(
+        config: &ClientConfig,
+        client_id: Option<&ClientId>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let mut query = vec![("user_id", config.user_id.as_str())];
         if let Some(id) = client_id
             .map(ClientId::as_str)
@@ -57,6 +64,7 @@ impl DialRequest {
             bearer,
             timeout: Duration::from_millis(config.connect_timeout_ms),
             max_frame_bytes: config.max_frame_bytes,
+            tls,
         }
     }
 }
@@ -78,7 +86,13 @@ impl DialRequest {
     /// The awc upgrade request (its `connect()` runs inside the connection task, which owns
     /// the socket from then on).
     pub(crate) fn build(&self) -> WebsocketsRequest {
-        let client = awc::Client::builder().timeout(self.timeout).finish();
+        let builder = awc::Client::builder().timeout(self.timeout);
+        let client = match &self.tls {
+            Some(tls) => builder
+                .connector(awc::Connector::new().rustls_0_23(tls.clone()))
+                .finish(),
+            None => builder.finish(),
+        };
         let mut ws = client
             .ws(self.url.as_str())
             .max_frame_size(self.max_frame_bytes);
@@ -120,7 +134,7 @@ mod tests {
         let mut config = ClientConfig::new("ws://127.0.0.1:9/ws", "alice smith");
         config.user_type = Some(UserType::Agent);
         config.token = Some("s3cr&t".into());
-        let req = DialRequest::new(&config, None);
+        let req = DialRequest::new(&config, None, None);
         assert_eq!(
             req.url,
             "ws://127.0.0.1:9/ws?user_id=alice%20smith&user_type=agent"
@@ -130,7 +144,7 @@ mod tests {
         config.token_placement = TokenPlacement::Query;
         config.client_id = Some("phone".into());
         config.url = "ws://h/ws?v=1".into();
-        let req = DialRequest::new(&config, Some(&ClientId::from("c-9")));
+        let req = DialRequest::new(&config, Some(&ClientId::from("c-9")), None);
         assert_eq!(
             req.url,
             "ws://h/ws?v=1&user_id=alice%20smith&client_id=c-9&user_type=agent&token=s3cr%26t"

@@ -12,7 +12,7 @@ use crate::metrics::exposition::MetricsSnapshot;
 pub struct GetMetrics;
 
 impl Handler<GetMetrics> for Hub {
-    type Result = MessageResult<GetMetrics>;
+    type Result = ResponseFuture<MetricsSnapshot>;
 
     fn handle(&mut self, _: GetMetrics, _: &mut Context<Self>) -> Self::Result {
         let table = self.router.read();
@@ -36,6 +36,16 @@ impl Handler<GetMetrics> for Hub {
             ..Default::default()
         };
         drop(table);
-        MessageResult(snapshot.with_counters(&self.router.counters().metrics))
+        let mut snapshot = snapshot.with_counters(&self.router.counters().metrics);
+        let store = self.rel.store().cloned();
+        Box::pin(async move {
+            if let Some(store) = store {
+                match store.offline_total().await {
+                    Ok(n) => snapshot.offline_depth = Some(n as u64),
+                    Err(e) => log::warn!("metrics: offline store depth unknown: {e}"),
+                }
+            }
+            snapshot
+        })
     }
 }

@@ -331,6 +331,7 @@ impl Actor for Hub {
                 Arc::new(self.rel.records().clone()),
                 sup.classifier.clone().recipient(),
                 on_restart,
+                self.router.counters().metrics.store_commit.clone(),
             );
             self.rel.attach_store(handle);
             self.rel.replay_after_restart();

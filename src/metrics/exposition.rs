@@ -44,6 +44,10 @@ pub struct MetricsSnapshot {
     pub delayed: u64,
     /// Supervised actor restarts per actor.
     pub restarts: Vec<(&'static str, u64)>,
+    /// Items in the offline store, all users (`None`: the store could not say).
+    pub offline_depth: Option<u64>,
+    /// Store commit latency `(sum seconds, count, per-bucket counts)`.
+    pub store_commit: (f64, u64, Vec<(f64, u64)>),
 }
 
 impl MetricsSnapshot {
@@ -56,6 +60,7 @@ impl MetricsSnapshot {
         self.failures = m.failures();
         self.retries = m.retries();
         self.ack_latency = m.ack_latency.snapshot();
+        self.store_commit = m.store_commit.snapshot();
         self.restarts = m.restarts();
         self
     }
@@ -155,6 +160,18 @@ impl Collector for MetricsSnapshot {
             "Delayed messages waiting",
             self.delayed,
         )?;
+        if let Some(depth) = self.offline_depth {
+            let od = "Messages waiting in the offline store, all users";
+            gauge(e, "wsc_offline_store_depth", od, depth)?;
+        }
+        let (sum, count, buckets) = &self.store_commit;
+        e.encode_descriptor(
+            "wsc_store_commit",
+            "One store commit (a group-commit transaction or Redis script)",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
         let rs = "Supervised actor restarts, by actor";
         labelled(e, "wsc_supervision_restarts", rs, "actor", &self.restarts)?;
         Ok(())

@@ -67,6 +67,8 @@ pub struct Metrics {
     restarts: Mutex<BTreeMap<&'static str, u64>>,
     /// ACK latency: first send (or resend) of an attempt to the client's ack.
     pub ack_latency: AtomicHistogram,
+    /// How long each store commit (one transaction or Redis script) takes.
+    pub store_commit: std::sync::Arc<AtomicHistogram>,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,7 @@ impl Default for Metrics {
             connections_closed: Mutex::new(BTreeMap::new()),
             restarts: Mutex::new(BTreeMap::new()),
             ack_latency: AtomicHistogram::latency(),
+            store_commit: std::sync::Arc::new(AtomicHistogram::latency()),
         }
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::error::FailureKind;
+use crate::metrics::AtomicHistogram;
 use crate::model::{failure, now_ms, DeliveriesFailed, MessageKey, MessageRecord};
 use crate::protocol::UserId;
 
@@ -38,17 +39,25 @@ pub(crate) struct FlushRecords;
 /// Owns the backend; runs on its own thread.
 pub(crate) struct StoreActor {
     store: Option<Box<dyn Store>>,
+    /// How long each commit takes (`wsc_store_commit_seconds`).
+    commit_latency: Arc<AtomicHistogram>,
 }
 
 impl StoreActor {
     /// Wraps a backend.
-    pub fn new(store: Box<dyn Store>) -> Self {
-        StoreActor { store: Some(store) }
+    pub fn new(store: Box<dyn Store>, commit_latency: Arc<AtomicHistogram>) -> Self {
+        StoreActor {
+            store: Some(store),
+            commit_latency,
+        }
     }
 
     /// An actor whose backend could not be reopened: every operation fails.
-    fn unavailable() -> Self {
-        StoreActor { store: None }
+    fn unavailable(commit_latency: Arc<AtomicHistogram>) -> Self {
+        StoreActor {
+            store: None,
+            commit_latency,
+        }
     }
 
     fn with<R>(
@@ -138,7 +147,11 @@ pub(crate) struct CountOffline {
 impl Handler<Commit> for StoreActor {
     type Result = Result<BatchOutcome, StoreError>;
     fn handle(&mut self, m: Commit, _: &mut SyncContext<Self>) -> Self::Result {
-        self.with(|s| s.commit(&m.items, &m.records, m.cap))
+        let started = std::time::Instant::now();
+        let out = self.with(|s| s.commit(&m.items, &m.records, m.cap));
+        self.commit_latency
+            .observe_us(started.elapsed().as_micros() as u64);
+        out
     }
 }
 
@@ -160,6 +173,18 @@ impl Handler<PurgeExpired> for StoreActor {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, m: PurgeExpired, _: &mut SyncContext<Self>) -> Self::Result {
         self.with(|s| s.purge(m.now_ms, m.records_before_ms))
+    }
+}
+
+/// Counts the queued items of every user.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub(crate) struct CountAllOffline;
+
+impl Handler<CountAllOffline> for StoreActor {
+    type Result = Result<usize, StoreError>;
+    fn handle(&mut self, _: CountAllOffline, _: &mut SyncContext<Self>) -> Self::Result {
+        self.with(|s| s.offline_total())
     }
 }
 
@@ -362,6 +387,7 @@ impl StoreHandle {
         source: Arc<dyn RecordSource>,
         failures: Recipient<DeliveriesFailed>,
         on_restart: Arc<dyn Fn(&'static str) + Send + Sync>,
+        commit_latency: Arc<AtomicHistogram>,
     ) -> Self {
         let reopen: Option<Reopen> = store.reopener();
         let first = Mutex::new(Some(store));
@@ -370,22 +396,22 @@ impl StoreHandle {
         let actor = SyncArbiter::start(1, move || {
             if starts.fetch_add(1, Ordering::SeqCst) == 0 {
                 if let Some(s) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    return StoreActor::new(s);
+                    return StoreActor::new(s, commit_latency.clone());
                 }
             }
             restarted("store");
             match reopen.as_ref().map(|f| f()) {
                 Some(Ok(s)) => {
                     log::error!("store actor restarted: reopened the same backend");
-                    StoreActor::new(s)
+                    StoreActor::new(s, commit_latency.clone())
                 }
                 Some(Err(e)) => {
                     log::error!("store actor restarted and cannot reopen its backend: {e}; every store operation now fails");
-                    StoreActor::unavailable()
+                    StoreActor::unavailable(commit_latency.clone())
                 }
                 None => {
                     log::error!("store actor restarted; its backend cannot be reopened: every store operation now fails");
-                    StoreActor::unavailable()
+                    StoreActor::unavailable(commit_latency.clone())
                 }
             }
         });
@@ -451,6 +477,14 @@ impl StoreHandle {
     ) -> Result<usize, StoreError> {
         self.actor
             .send(RemoveOffline { user_id, keys })
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// Queued items of every user.
+    pub async fn offline_total(&self) -> Result<usize, StoreError> {
+        self.actor
+            .send(CountAllOffline)
             .await
             .unwrap_or(Err(StoreError::Unavailable))
     }

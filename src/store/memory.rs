@@ -129,6 +129,10 @@ impl Store for MemoryStore {
         Ok(self.lock().queues.get(user).map_or(0, VecDeque::len))
     }
 
+    fn offline_total(&mut self) -> Result<usize, StoreError> {
+        Ok(self.lock().queues.values().map(VecDeque::len).sum())
+    }
+
     fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
         self.lock().delayed.insert(item.key(), item.clone());
         Ok(())

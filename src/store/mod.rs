@@ -132,6 +132,14 @@ pub trait Store: Send + 'static {
     /// Queued items for a user (for tests and statistics).
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError>;
 
+    /// Queued items of every user (the `wsc_offline_store_depth` gauge). The default says
+    /// the backend cannot count them; the gauge is then left out.
+    fn offline_total(&mut self) -> Result<usize, StoreError> {
+        Err(StoreError::Backend(
+            "this store does not count its offline items".into(),
+        ))
+    }
+
     /// Keeps a delayed message until [`Store::remove_delayed`].
     fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError>;
 

@@ -352,6 +352,14 @@ impl Store for RedisStore {
             .map_err(backend)
     }
 
+    fn offline_total(&mut self) -> Result<usize, StoreError> {
+        // Every queued item has one expiry entry.
+        redis::cmd("ZCARD")
+            .arg(self.k("offexp"))
+            .query(&mut self.conn)
+            .map_err(backend)
+    }
+
     fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
         let json = serde_json::to_string(item).map_err(backend)?;
         let _: Value = redis::cmd("HSET")

@@ -430,6 +430,13 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn offline_total(&mut self) -> Result<usize, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM offline", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(backend)
+    }
+
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
         self.conn
             .query_row(
