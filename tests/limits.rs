@@ -94,6 +94,24 @@ async fn sessions_per_user_refused_with_429() {
 }
 
 #[actix_web::test]
+async fn sse_sessions_get_the_same_refusals_as_websockets() {
+    let server = serve(with_limits(|l| {
+        l.max_sessions_per_user = 1;
+        l.sessions_over_limit = SessionOverflow::Refuse;
+    }))
+    .await;
+    let (_a1, _) = connect(&server, "user_id=a&client_id=a1").await;
+    let mut resp = awc::Client::new()
+        .get(server.http_url("/sse?user_id=a&client_id=a2"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status().as_u16(), 429);
+    let v: Value = serde_json::from_slice(&resp.body().await.expect("body")).expect("json");
+    assert_eq!(v["error"]["code"], "too_many_sessions", "{v}");
+}
+
+#[actix_web::test]
 async fn sessions_per_user_replace_the_oldest_with_4002() {
     let server = serve(with_limits(|l| {
         l.max_sessions_per_user = 2;

@@ -21,7 +21,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{error_response, ServerState};
-use crate::error::ConnectError;
 use crate::hub::{Connect, SessionInfo};
 use crate::protocol::ClientId;
 use crate::session::{Session, SseIo, SseSink, SseStream};
@@ -174,21 +173,7 @@ pub(crate) async fn open(
     };
     let connected = match state.hub.send(connect).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e @ ConnectError::ClientIdInUse(_))) => {
-            log::warn!("sse refused: {e}");
-            return Ok(error_response(
-                StatusCode::CONFLICT,
-                "client_id_in_use",
-                &e.to_string(),
-            ));
-        }
-        Ok(Err(e)) => {
-            return Ok(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &e.to_string(),
-            ))
-        }
+        Ok(Err(e)) => return Ok(super::ws::refused(e, "sse")),
         Err(e) => {
             log::error!("hub unavailable at sse open: {e}");
             return Ok(error_response(

@@ -134,35 +134,7 @@ async fn start(
     };
     let connected = match state.hub.send(connect).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e @ ConnectError::ClientIdInUse(_))) => {
-            log::warn!("upgrade refused: {e}");
-            return Ok(error_response(
-                StatusCode::CONFLICT,
-                "client_id_in_use",
-                &e.to_string(),
-            ));
-        }
-        Ok(Err(e @ ConnectError::TooManyConnections(_))) => {
-            return Ok(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_connections",
-                &e.to_string(),
-            ));
-        }
-        Ok(Err(e @ ConnectError::TooManySessions(_))) => {
-            return Ok(error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_sessions",
-                &e.to_string(),
-            ));
-        }
-        Ok(Err(e)) => {
-            return Ok(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &e.to_string(),
-            ));
-        }
+        Ok(Err(e)) => return Ok(refused(e, "upgrade")),
         Err(e) => {
             log::error!("hub unavailable at upgrade: {e}");
             return Ok(error_response(
@@ -190,4 +162,18 @@ async fn start(
     let session = Session::new(info, connected, state.hub.clone(), ws, stream);
     ctx.run(if echo { session.echo() } else { session });
     Ok(response)
+}
+
+/// The HTTP answer to a session the hub refused, the same for `/ws` and `/sse`.
+pub(crate) fn refused(e: ConnectError, what: &str) -> HttpResponse {
+    log::warn!("{what} refused: {e}");
+    let (status, code) = match e {
+        ConnectError::ClientIdInUse(_) => (StatusCode::CONFLICT, "client_id_in_use"),
+        ConnectError::TooManyConnections(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections")
+        }
+        ConnectError::TooManySessions(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_sessions"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    error_response(status, code, &e.to_string())
 }
