@@ -38,6 +38,13 @@ fn ids(items: &[OfflineItem]) -> Vec<String> {
         .collect()
 }
 
+/// An empty data directory for a node.
+fn node_dir(tag: &str, n: u32) -> String {
+    let d = std::env::temp_dir().join(format!("{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d.to_string_lossy().into_owned()
+}
+
 /// The store contract every durable backend keeps.
 fn conformance(store: &mut dyn Store) {
     let far = actix_wsc::model::now_ms() + 3_600_000;
@@ -251,12 +258,7 @@ async fn server_on_redis_loses_nothing_to_sigkill_even_with_a_fresh_data_dir() {
         ("WSC_STORE", "redis"),
         ("WSC_STORE_REDIS_URL", url.as_str()),
     ];
-    let dir = |n: u32| {
-        let d = std::env::temp_dir().join(format!("wsc-redis-node-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d.to_string_lossy().into_owned()
-    };
-    let (d1, d2) = (dir(1), dir(2));
+    let (d1, d2) = (node_dir("wsc-redis-node", 1), node_dir("wsc-redis-node", 2));
 
     let mut first = spawn_server(&["--bind", "127.0.0.1:0", "--data-dir", &d1], &envs);
     let send = format!("http://{}/api/send", first.addr);
@@ -322,12 +324,10 @@ async fn an_unacked_delivery_is_redelivered_after_sigkill_from_redis_records() {
         ("WSC_STORE", "redis"),
         ("WSC_STORE_REDIS_URL", url.as_str()),
     ];
-    let dir = |n: u32| {
-        let d = std::env::temp_dir().join(format!("wsc-redis-inflight-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d.to_string_lossy().into_owned()
-    };
-    let (d1, d2) = (dir(1), dir(2));
+    let (d1, d2) = (
+        node_dir("wsc-redis-inflight", 1),
+        node_dir("wsc-redis-inflight", 2),
+    );
     let first = spawn_server(&["--bind", "127.0.0.1:0", "--data-dir", &d1], &envs);
     let mut bob = try_connect(&format!("ws://{}/ws?user_id=bob", first.addr))
         .await

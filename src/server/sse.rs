@@ -21,7 +21,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{error_response, ServerState};
-use crate::hub::{Connect, SessionInfo};
 use crate::protocol::ClientId;
 use crate::session::{Session, SseIo, SseSink, SseStream};
 
@@ -158,31 +157,12 @@ pub(crate) async fn open(
         }
     };
     let ctx = Context::<Session>::new();
-    let info = SessionInfo {
-        client_id: ClientId::from(stream.client_id().to_owned()),
-        user_id: identity.user_id,
-        user_type: identity.user_type,
-        role: identity.role,
-        conn: 0,
-        connected_at: std::time::SystemTime::now(),
-        metadata: identity.metadata,
-    };
-    let connect = Connect {
-        info: info.clone(),
-        addr: ctx.address(),
-    };
-    let connected = match state.hub.send(connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Ok(super::ws::refused(e, "sse")),
-        Err(e) => {
-            log::error!("hub unavailable at sse open: {e}");
-            return Ok(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "hub unavailable",
-            ));
-        }
-    };
+    let client_id = ClientId::from(stream.client_id().to_owned());
+    let (info, connected) =
+        match super::ws::register(&state, identity, client_id, &ctx, "sse open").await {
+            Ok(r) => r,
+            Err(refusal) => return Ok(refusal),
+        };
     let token = random_hex(16);
     let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUTBOUND_EVENTS);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{error_response, ServerState};
 use crate::auth::{AuthError, ConnectRequest};
 use crate::error::ConnectError;
-use crate::hub::{Connect, SessionInfo};
+use crate::hub::{Connect, Connected, SessionInfo};
 use crate::protocol::ClientId;
 use crate::session::Session;
 
@@ -117,32 +117,12 @@ async fn start(
     // until the hub accepted: a refusal's JSON body only reaches the client then.
     actix_http::ws::handshake(req.head())?;
     let ctx = Context::<Session>::new();
-    let info = SessionInfo {
-        client_id: client_id
-            .map(ClientId::from)
-            .unwrap_or_else(ClientId::generate),
-        user_id: identity.user_id,
-        user_type: identity.user_type,
-        role: identity.role,
-        conn: 0,
-        connected_at: std::time::SystemTime::now(),
-        metadata: identity.metadata,
-    };
-    let connect = Connect {
-        info: info.clone(),
-        addr: ctx.address(),
-    };
-    let connected = match state.hub.send(connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Ok(refused(e, "upgrade")),
-        Err(e) => {
-            log::error!("hub unavailable at upgrade: {e}");
-            return Ok(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "hub unavailable",
-            ));
-        }
+    let client_id = client_id
+        .map(ClientId::from)
+        .unwrap_or_else(ClientId::generate);
+    let (info, connected) = match register(&state, identity, client_id, &ctx, "upgrade").await {
+        Ok(r) => r,
+        Err(refusal) => return Ok(refusal),
     };
     let (response, ws, stream) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
@@ -176,4 +156,40 @@ pub(crate) fn refused(e: ConnectError, what: &str) -> HttpResponse {
         _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     error_response(status, code, &e.to_string())
+}
+
+/// Registers a new session with the hub (for `/ws` and `/sse`): its info and the hub's
+/// answer, or the HTTP refusal to send.
+pub(crate) async fn register(
+    state: &ServerState,
+    identity: crate::auth::Identity,
+    client_id: ClientId,
+    ctx: &Context<Session>,
+    what: &str,
+) -> Result<(SessionInfo, Connected), HttpResponse> {
+    let info = SessionInfo {
+        client_id,
+        user_id: identity.user_id,
+        user_type: identity.user_type,
+        role: identity.role,
+        conn: 0,
+        connected_at: std::time::SystemTime::now(),
+        metadata: identity.metadata,
+    };
+    let connect = Connect {
+        info: info.clone(),
+        addr: ctx.address(),
+    };
+    match state.hub.send(connect).await {
+        Ok(Ok(c)) => Ok((info, c)),
+        Ok(Err(e)) => Err(refused(e, what)),
+        Err(e) => {
+            log::error!("hub unavailable at {what}: {e}");
+            Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "hub unavailable",
+            ))
+        }
+    }
 }
