@@ -99,6 +99,31 @@ async fn join(c: &mut Client, group: &str, id: &str) {
     assert_eq!(receipt["status"], "accepted", "join {id}: {receipt}");
 }
 
+/// Waits (bounded by [`settle`]) until `node`'s `GET /api/admin/groups/{group}/members`
+/// lists `n` member sessions (cluster-wide).
+async fn wait_members(node: &Node, group: &str, n: u64) {
+    let deadline = std::time::Instant::now() + settle();
+    loop {
+        let (status, v) = node
+            .get(&format!("/api/admin/groups/{group}/members"))
+            .await;
+        let count = if status == 404 {
+            0
+        } else {
+            v["count"].as_u64().unwrap_or(u64::MAX)
+        };
+        if count == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: group {group} has {count} member sessions, expected {n}: {status} {v}",
+            node.id
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_web::test]
 async fn group_messages_reach_members_on_every_node_but_not_the_sending_session() {
     let c = Cluster::start(3).await;
@@ -113,6 +138,10 @@ async fn group_messages_reach_members_on_every_node_but_not_the_sending_session(
     join(&mut alice_n2, "room", "j2").await;
     join(&mut bob, "room", "j3").await;
     join(&mut carol, "room", "j4").await;
+    // Membership is cluster-wide: every node lists the four member sessions.
+    for node in &c.nodes {
+        wait_members(node, "room", 4).await;
+    }
 
     alice
         .send_json(&json!({"type": "text", "group": "room", "content": "hi room"}))
@@ -166,6 +195,7 @@ async fn group_messages_reach_members_on_every_node_but_not_the_sending_session(
         .await
         .expect("leave receipt");
     assert_eq!(receipt["status"], "accepted", "{receipt}");
+    wait_members(n3, "room", 3).await;
     let (status, answer) = n3
         .send(&json!({"group": "room", "content": "after leave"}))
         .await;
@@ -174,6 +204,23 @@ async fn group_messages_reach_members_on_every_node_but_not_the_sending_session(
     carol
         .assert_no_app_within(QUIET, "carol left the room")
         .await;
+
+    // The admin API of any node adds a user whose sessions are elsewhere.
+    let (status, answer) = n1
+        .post(
+            "/api/admin/groups/room/members",
+            &json!({"user_id": "erin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["joined"], 1, "erin's session on n3: {answer}");
+    wait_members(n2, "room", 4).await;
+    let (status, answer) = n2
+        .send(&json!({"group": "room", "content": "erin is in"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    expect_content(&mut erin, "erin is in", WAIT, "erin on n3").await;
+    erin.assert_no_app_within(QUIET, "erin: one copy").await;
 }
 
 #[actix_web::test]
