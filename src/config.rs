@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, FailureKind};
 
+mod cluster;
 mod limits;
+pub use cluster::{ClusterConfig, CLUSTER_ENV_VARS};
 pub(crate) use limits::constant_time_eq;
 pub use limits::{LimitsConfig, SessionOverflow, LIMITS_ENV_VARS};
 
@@ -31,6 +33,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Caps on what peers control (connections, sessions, groups, bodies, origins).
     pub limits: LimitsConfig,
+    /// Cluster mode (several nodes behind one Redis); off unless `cluster.redis_url` is set.
+    pub cluster: ClusterConfig,
 }
 
 /// Which store backend.
@@ -443,6 +447,10 @@ impl Config {
                 limits::apply_env_var(&mut self.limits, k.as_ref(), v.as_ref())
             {
                 res?;
+            } else if let Some(res) =
+                cluster::apply_env_var(&mut self.cluster, k.as_ref(), v.as_ref())
+            {
+                res?;
             }
         }
         Ok(())
@@ -542,8 +550,24 @@ impl Config {
                 "must be a non-empty key prefix without spaces",
             ));
         }
-        if self.hub.node_id.is_empty() {
-            return Err(ConfigError::new("hub.node_id", "must not be empty"));
+        if self.hub.node_id.is_empty() || self.hub.node_id.contains(char::is_whitespace) {
+            return Err(ConfigError::new(
+                "hub.node_id",
+                "must be a non-empty id without spaces",
+            ));
+        }
+        self.cluster.validate()?;
+        if self.cluster.enabled()
+            && matches!(
+                self.store.backend,
+                Some(StoreBackend::Memory) | Some(StoreBackend::Sqlite)
+            )
+        {
+            return Err(ConfigError::new(
+                "store.backend",
+                "cluster mode (cluster.redis_url) keeps records and the offline store in Redis: \
+                 leave store.backend unset or set it to \"redis\"",
+            ));
         }
         self.limits.validate()
     }

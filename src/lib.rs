@@ -42,6 +42,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod error;

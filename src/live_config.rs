@@ -51,7 +51,7 @@ impl LiveConfig {
 /// the field's name, so nobody believes a change took effect when it did not.
 pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigError> {
     let (o, n) = (&old.store, &new.store);
-    let fixed: [(&str, bool); 18] = [
+    let fixed: [(&str, bool); 20] = [
         ("server.bind", old.server.bind != new.server.bind),
         (
             "server.data_dir",
@@ -100,6 +100,14 @@ pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), Confi
         (
             "hub.records_retention_ms",
             old.hub.records_retention_ms != new.hub.records_retention_ms,
+        ),
+        (
+            "cluster.redis_url",
+            old.cluster.redis_url != new.cluster.redis_url,
+        ),
+        (
+            "cluster.node_ttl_ms",
+            old.cluster.node_ttl_ms != new.cluster.node_ttl_ms,
         ),
     ];
     for (field, changed) in fixed {

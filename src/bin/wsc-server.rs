@@ -46,6 +46,16 @@ struct Args {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "WSC_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Cluster mode: the Redis all nodes share (records and the offline store live there
+    /// too). Off by default: one node with the embedded store.
+    #[arg(long, env = "WSC_REDIS_URL", value_name = "URL")]
+    redis_url: Option<String>,
+    /// This node's id (cluster mode: unique per node; defaults to a random id).
+    #[arg(long, env = "WSC_NODE_ID", value_name = "ID")]
+    node_id: Option<String>,
+    /// Cluster mode: a node silent for this long counts as dead (default 3000).
+    #[arg(long, env = "WSC_NODE_TTL_MS", value_name = "MS")]
+    node_ttl_ms: Option<u64>,
 }
 
 pub(crate) fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError> {
@@ -58,6 +68,25 @@ pub(crate) fn load(args: &Args) -> Result<Config, actix_wsc::error::ConfigError>
     }
     if let Some(key) = &args.api_key {
         config.server.api_key = Some(key.clone()).filter(|k| !k.is_empty());
+    }
+    if let Some(url) = &args.redis_url {
+        config.cluster.redis_url = Some(url.clone()).filter(|u| !u.is_empty());
+    }
+    if let Some(id) = &args.node_id {
+        config.hub.node_id = id.clone();
+    }
+    if let Some(ttl) = args.node_ttl_ms {
+        config.cluster.node_ttl_ms = ttl;
+    }
+    if config.cluster.enabled() {
+        // Records and the offline store are shared by the nodes, in the same Redis.
+        config.store.backend.get_or_insert(StoreBackend::Redis);
+        if config.store.redis_url.is_none() {
+            config.store.redis_url = config.cluster.redis_url.clone();
+        }
+        if config.hub.node_id == actix_wsc::config::HubConfig::default().node_id {
+            config.hub.node_id = format!("n-{:08x}", rand::random::<u32>());
+        }
     }
     // The server keeps its state on disk unless told otherwise.
     config.store.backend.get_or_insert(StoreBackend::Sqlite);
@@ -100,7 +129,17 @@ async fn serve(
     let shutdown_timeout = Duration::from_millis(config.server.shutdown_timeout_ms);
     let bind = config.server.bind.clone();
     let live = hub.live_config();
+    let cluster = match config.cluster.enabled() {
+        true => Some(
+            actix_wsc::cluster::Cluster::connect(&config, hub.router(), hub.reliability())
+                .map_err(std::io::Error::other)?,
+        ),
+        false => None,
+    };
     let hub = hub.start();
+    if let Some(c) = &cluster {
+        c.start(hub.clone()).map_err(std::io::Error::other)?;
+    }
     reload::spawn(hub.clone(), live, args, log);
     let wsc = WscServer::new(hub.clone())
         .limits(config.limits.clone())
@@ -136,6 +175,9 @@ async fn serve(
             Ok(n) => log::info!("closed {n} sessions"),
             Err(e) => log::error!("hub did not answer the shutdown: {e}"),
         }
+        if let Some(c) = cluster {
+            c.leave(Duration::from_secs(2)).await;
+        }
         handle.stop(true).await;
     });
     server.await
@@ -143,7 +185,7 @@ async fn serve(
 
 fn main() -> ExitCode {
     let log = logger::Reloadable::install(&reload::default_filter());
-    let args = Args::parse();
+    let mut args = Args::parse();
     let config = match load(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -152,6 +194,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A random node id is drawn once: a reload (SIGHUP) keeps it.
+    args.node_id = Some(config.hub.node_id.clone());
+    if config.cluster.enabled() {
+        if let Err(e) = actix_wsc::cluster::check_redis(&config) {
+            log::error!("cluster: {e}");
+            eprintln!("wsc-server: cluster mode: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match actix_wsc::tls::server_config(cert, key) {
             Ok(c) => Some(c),

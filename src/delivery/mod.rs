@@ -11,6 +11,7 @@
 //! and the failure classification; they reach this layer, never a session.
 
 mod book;
+mod cluster;
 mod deadlines;
 mod notify;
 mod offline;
@@ -416,7 +417,14 @@ impl Reliability {
             match &res {
                 Ok(()) => {
                     for u in &redeliver {
-                        if !rel.stopping() && rel.router().read().is_online(u) {
+                        if !rel.stopping() && !rel.router().read().is_online(u) {
+                            // Online on another node meanwhile: that node delivers it.
+                            if let Some(remote) = rel.router().remote() {
+                                remote.stored_for(u);
+                            }
+                            continue;
+                        }
+                        if !rel.stopping() {
                             // The user came back while the copy was being written.
                             let again = rel
                                 .records()
@@ -557,8 +565,9 @@ impl Reliability {
         self.report(self.to_failures(&envelope, failures));
     }
 
-    /// A client acknowledged `id` (from `from`, when it said).
-    pub fn ack(&self, user: &UserId, id: &MessageId, from: Option<&UserId>) -> AckOutcome {
+    /// A client acknowledged `id` (from `from`, when it said), for a record of this node
+    /// (never forwarded to other nodes; see [`Reliability::ack`]).
+    pub fn ack_here(&self, user: &UserId, id: &MessageId, from: Option<&UserId>) -> AckOutcome {
         let key = match from {
             Some(f) => MessageKey::new(f.clone(), id.clone()),
             None => {
@@ -635,39 +644,7 @@ impl Reliability {
     }
 
     fn store_in_flight(&self) -> Durable {
-        let mut pending: Vec<Durable> = Vec::new();
-        for key in self.inner.records.in_flight_keys() {
-            let Some((actions, envelope)) = self
-                .inner
-                .records
-                .update(&key, |r| (lifecycle::on_shutdown(r), r.envelope.clone()))
-            else {
-                continue;
-            };
-            let (_, durable) = self.execute_collecting(&key, &envelope, actions);
-            pending.extend(durable);
-        }
-        let store = self.store().cloned();
-        let n = pending.len();
-        Box::pin(async move {
-            let mut result = Ok(());
-            for p in pending {
-                // A failure was put on the record and told to the handlers.
-                if let Err(e) = p.await {
-                    result = Err(e);
-                }
-            }
-            if let Some(store) = store {
-                if let Err(e) = store.flush().await {
-                    log::error!("cannot write the message records: {e}");
-                    result = Err(e);
-                }
-            }
-            if n > 0 {
-                log::info!("stored {n} in-flight messages for their recipients' next connection");
-            }
-            result
-        })
+        self.store_in_flight_of(self.inner.records.in_flight_keys())
     }
 
     pub(crate) fn deliver_backlog(

@@ -88,9 +88,13 @@ impl Handler<AddUserToGroup> for Hub {
     fn handle(&mut self, msg: AddUserToGroup, _: &mut Context<Self>) -> Self::Result {
         let mut joined = 0;
         for c in clients_of(self, &msg.user_id) {
-            joined += usize::from(self.router.write().join(&c, &msg.group)?);
+            if self.router.write().join(&c, &msg.group)? {
+                joined += 1;
+                self.announce(&c);
+            }
         }
-        Ok(joined)
+        let elsewhere = (self.router.remote()).map_or(0, |r| r.group(&msg.user_id, &msg.group, true));
+        Ok(joined + elsewhere)
     }
 }
 
@@ -100,9 +104,14 @@ impl Handler<RemoveUserFromGroup> for Hub {
     fn handle(&mut self, msg: RemoveUserFromGroup, _: &mut Context<Self>) -> Self::Result {
         let mut left = 0;
         for c in clients_of(self, &msg.user_id) {
-            left += usize::from(self.router.write().leave(&c, &msg.group)?);
+            if self.router.write().leave(&c, &msg.group)? {
+                left += 1;
+                self.announce(&c);
+            }
         }
-        Ok(left)
+        let elsewhere =
+            (self.router.remote()).map_or(0, |r| r.group(&msg.user_id, &msg.group, false));
+        Ok(left + elsewhere)
     }
 }
 
@@ -111,13 +120,24 @@ impl Handler<GetGroupMembers> for Hub {
 
     fn handle(&mut self, msg: GetGroupMembers, _: &mut Context<Self>) -> Self::Result {
         let table = self.router.read();
-        let mut members: Vec<GroupMember> = table
-            .group_clients(&msg.group)?
+        let local = table.group_clients(&msg.group);
+        let remote: Vec<GroupMember> = (self.router.remote())
+            .map(|r| r.group_members(&msg.group))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(client_id, user_id)| GroupMember { client_id, user_id })
+            .collect();
+        if local.is_none() && remote.is_empty() {
+            return None;
+        }
+        let mut members: Vec<GroupMember> = local
+            .unwrap_or_default()
             .into_iter()
             .map(|e| GroupMember {
                 client_id: e.info.client_id.clone(),
                 user_id: e.info.user_id.clone(),
             })
+            .chain(remote)
             .collect();
         members.sort_by(|a, b| a.client_id.as_str().cmp(b.client_id.as_str()));
         Some(members)

@@ -12,6 +12,7 @@ mod messages;
 mod metrics_query;
 mod queries;
 mod reliable;
+mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use messages::*;
 pub use metrics_query::GetMetrics;
 pub use queries::{GetReliability, GetSupervisors};
 pub use reliable::*;
+pub use remote::{CloseLocal, GroupLocal, RedeliverStored};
 
 pub use crate::model::{RouteReport, SessionFailure, SessionInfo, SessionPredicate, Target};
 pub use crate::routing::{HubStats, Router, RoutingTable, Selection, SessionEntry, SessionHandle};
@@ -100,10 +102,12 @@ impl Hub {
         let config = Arc::new(config);
         let router = Router::default();
         let h = &config.hub;
+        // In cluster mode every record is written to Redis, settled ones too: a record is
+        // readable from any node.
         let records = Records::new(
             h.max_records_in_memory,
             config.store.persist_delay_ms,
-            config.store.persist_acked,
+            config.store.persist_acked || config.cluster.enabled(),
         );
         let rel = Reliability::new(router.clone(), records, config.clone());
         Hub {
@@ -369,6 +373,33 @@ impl Handler<Connect> for Hub {
             return Err(crate::error::ConnectError::ShuttingDown);
         }
         self.enforce_limits(&msg.info)?;
+        if let Some(remote) = self.router.remote() {
+            // Client ids are unique in the whole cluster.
+            match remote.owner(&msg.info.client_id) {
+                Some(user) if user != msg.info.user_id => {
+                    log::warn!(
+                        "upgrade refused: client_id={} is held by another user on another node",
+                        msg.info.client_id
+                    );
+                    return Err(crate::error::ConnectError::ClientIdInUse(
+                        msg.info.client_id.clone(),
+                    ));
+                }
+                Some(_) => {
+                    log::info!(
+                        "session replaced client_id={} user_id={}: it moved here from another node",
+                        msg.info.client_id,
+                        msg.info.user_id
+                    );
+                    remote.close(
+                        &crate::routing::CloseWho::Client(msg.info.client_id.clone()),
+                        CloseCode::Replaced,
+                        "replaced by a newer session",
+                    );
+                }
+                None => {}
+            }
+        }
         self.next_conn += 1;
         msg.info.conn = self.next_conn;
         let info = msg.info.clone();
@@ -401,6 +432,7 @@ impl Handler<Connect> for Hub {
                 false,
             );
         }
+        self.announce(&info.client_id);
         Counters::add(&self.router.counters().total_connections, 1);
         log::info!(
             "session connected client_id={} user_id={} user_type={}",
@@ -431,6 +463,9 @@ impl Handler<Disconnect> for Hub {
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
         let removed = self.router.write().remove(&msg.client_id, msg.conn);
+        if removed.is_some() {
+            self.announce(&msg.client_id);
+        }
         self.reconfigure.remove(&msg.conn);
         self.router.counters().metrics.closed(&msg.reason);
         log::info!(
@@ -455,7 +490,7 @@ impl Handler<Disconnect> for Hub {
         if msg.still_flushing {
             self.flushing.insert(msg.conn);
         }
-        if removed.is_some() && !self.router.read().is_online(&msg.user_id) {
+        if removed.is_some() && !self.router.is_online_anywhere(&msg.user_id) {
             // The user's last session is gone: what awaited its ack waits in the store.
             self.rel.user_gone(&msg.user_id, &msg.client_id);
         }
@@ -485,12 +520,16 @@ impl Handler<JoinGroup> for Hub {
 
     fn handle(&mut self, msg: JoinGroup, _: &mut Context<Self>) -> Self::Result {
         let l = &self.config.limits;
-        self.router.write().join_within(
+        let joined = self.router.write().join_within(
             &msg.client_id,
             &msg.group,
             l.max_groups_per_session,
             l.max_members_per_group,
-        )
+        );
+        if matches!(joined, Ok(true)) {
+            self.announce(&msg.client_id);
+        }
+        joined
     }
 }
 
@@ -498,7 +537,11 @@ impl Handler<LeaveGroup> for Hub {
     type Result = Result<bool, crate::error::GroupError>;
 
     fn handle(&mut self, msg: LeaveGroup, _: &mut Context<Self>) -> Self::Result {
-        self.router.write().leave(&msg.client_id, &msg.group)
+        let left = self.router.write().leave(&msg.client_id, &msg.group);
+        if matches!(left, Ok(true)) {
+            self.announce(&msg.client_id);
+        }
+        left
     }
 }
 
@@ -523,7 +566,14 @@ impl Handler<KickUser> for Hub {
             );
             self.close_session(handle, info, CloseCode::Kicked, &msg.reason, false);
         }
-        victims.len()
+        let elsewhere = self.router.remote().map_or(0, |r| {
+            r.close(
+                &crate::routing::CloseWho::User(msg.user_id.clone()),
+                CloseCode::Kicked,
+                &msg.reason,
+            )
+        });
+        victims.len() + elsewhere
     }
 }
 
@@ -535,7 +585,16 @@ impl Handler<DisconnectClient> for Hub {
         for (handle, info) in &found {
             self.close_session(handle, info, msg.code, &msg.reason, false);
         }
-        !found.is_empty()
+        if !found.is_empty() {
+            return true;
+        }
+        self.router.remote().is_some_and(|r| {
+            r.close(
+                &crate::routing::CloseWho::Client(msg.client_id.clone()),
+                msg.code,
+                &msg.reason,
+            ) > 0
+        })
     }
 }
 

@@ -16,10 +16,17 @@ impl Handler<GetOnlineUsers> for Hub {
     type Result = MessageResult<GetOnlineUsers>;
 
     fn handle(&mut self, _: GetOnlineUsers, _: &mut Context<Self>) -> Self::Result {
-        let users: Vec<OnlineUser> = self
-            .router
-            .read()
-            .online_users()
+        let mut all = self.router.read().online_users();
+        if let Some(r) = self.router.remote() {
+            all.extend(r.online_users());
+        }
+        // One entry per user, sessions summed over the nodes.
+        let mut merged: std::collections::BTreeMap<crate::protocol::UserId, usize> =
+            Default::default();
+        for (u, n) in all {
+            *merged.entry(u).or_default() += n;
+        }
+        let users: Vec<OnlineUser> = merged
             .into_iter()
             .map(|(user_id, sessions)| OnlineUser { user_id, sessions })
             .collect();
@@ -34,7 +41,7 @@ impl Handler<IsOnline> for Hub {
     type Result = bool;
 
     fn handle(&mut self, msg: IsOnline, _: &mut Context<Self>) -> bool {
-        self.router.read().is_online(&msg.user_id)
+        self.router.is_online_anywhere(&msg.user_id)
     }
 }
 
@@ -104,6 +111,20 @@ impl Handler<GetStats> for Hub {
         );
         stats.groups = table.group_count() as u64;
         stats.delivery = delivery;
+        if let Some(r) = self.router.remote() {
+            // Sessions and users of the whole cluster.
+            let mut users: std::collections::HashSet<crate::protocol::UserId> = table
+                .online_users()
+                .into_iter()
+                .map(|(u, _)| u)
+                .collect();
+            users.extend(r.online_users().into_iter().map(|(u, _)| u));
+            let sessions = (table.session_count() + r.session_count()) as u64;
+            stats.websocket_count = sessions;
+            stats.active_connections = sessions;
+            stats.online_users = users.len() as u64;
+            stats.cluster = Some(r.status());
+        }
         MessageResult(stats)
     }
 }

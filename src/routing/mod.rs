@@ -3,16 +3,18 @@
 //! routes under a read lock, encoding each message once and pushing the shared frame into
 //! each recipient session's inbox.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use actix::prelude::*;
 
 mod inbox;
+mod remote;
 mod stats;
 mod table;
 
 pub(crate) use inbox::Closing;
 pub use inbox::{Inbox, OutboundQueue, Outgoing, PushError};
+pub use remote::{CloseWho, ClusterStatus, NodeStatus, Remote};
 pub use stats::{Counters, HubStats};
 pub use table::{RoutingTable, Selection, SessionEntry};
 
@@ -56,6 +58,7 @@ struct Shared {
     table: RwLock<RoutingTable<SessionHandle>>,
     subscribers: RwLock<Subscribers>,
     counters: Counters,
+    remote: OnceLock<Arc<dyn Remote>>,
 }
 
 /// A cheap handle on the shared routing state.
@@ -71,6 +74,7 @@ impl Default for Router {
                 table: RwLock::new(RoutingTable::default()),
                 subscribers: RwLock::new(Subscribers::default()),
                 counters: Counters::default(),
+                remote: OnceLock::new(),
             }),
         }
     }
@@ -95,6 +99,23 @@ impl Router {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.shared.counters
+    }
+
+    /// Installs the hook to other nodes' sessions (cluster mode; once, at startup).
+    pub fn attach_remote(&self, remote: Arc<dyn Remote>) {
+        if self.shared.remote.set(remote).is_err() {
+            log::warn!("routing: a second remote hook was ignored");
+        }
+    }
+
+    /// Other nodes' sessions, in cluster mode.
+    pub fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.shared.remote.get()
+    }
+
+    /// Whether `user` has a session on this node or (in cluster mode) another one.
+    pub fn is_online_anywhere(&self, user: &crate::protocol::UserId) -> bool {
+        self.read().is_online(user) || self.remote().is_some_and(|r| r.is_online(user))
     }
 
     /// Whether anyone listens for [`MessageReceived`] (checked before cloning a message).
@@ -129,8 +150,23 @@ impl Router {
         self.route_frame(target, &frame, exclude, true)
     }
 
-    /// Routes an encoded frame.
+    /// Routes an encoded frame to this node's sessions and (in cluster mode) other nodes'.
     pub fn route_frame(
+        &self,
+        target: &Target,
+        frame: &OutboundFrame,
+        exclude: Option<&ClientId>,
+        collect: bool,
+    ) -> RouteReport {
+        let mut report = self.route_frame_local(target, frame, exclude, collect);
+        if let Some(remote) = self.remote() {
+            remote.route(target, frame, exclude, collect, &mut report);
+        }
+        report
+    }
+
+    /// Routes an encoded frame to this node's sessions only (what another node sent here).
+    pub fn route_frame_local(
         &self,
         target: &Target,
         frame: &OutboundFrame,

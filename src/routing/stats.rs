@@ -63,6 +63,10 @@ pub struct HubStats {
     pub groups: u64,
     /// What the delivery layer has in flight.
     pub delivery: DeliveryStats,
+    /// Cluster mode: this node, Redis, the live nodes (sessions, users and online counts
+    /// above are then the whole cluster's; message counters stay this node's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::ClusterStatus>,
 }
 
 impl HubStats {
@@ -79,6 +83,7 @@ impl HubStats {
             uptime: c.started.elapsed().as_secs(),
             groups: 0,
             delivery: DeliveryStats::default(),
+            cluster: None,
         }
     }
 }

@@ -18,6 +18,13 @@ pub struct SessionEntry<H> {
     groups: HashSet<GroupId>,
 }
 
+impl<H> SessionEntry<H> {
+    /// The groups the session is in.
+    pub fn groups(&self) -> impl Iterator<Item = &GroupId> {
+        self.groups.iter()
+    }
+}
+
 /// Who a target selected, for reports.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Selection {

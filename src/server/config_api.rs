@@ -27,6 +27,9 @@ fn redacted(config: &Config) -> Result<Value, ApiError> {
         // The Redis password stays out of the answer too.
         v["store"]["redis_url"] = Value::from(crate::store::redacted_url(url));
     }
+    if let Some(url) = &config.cluster.redis_url {
+        v["cluster"]["redis_url"] = Value::from(crate::store::redacted_url(url));
+    }
     Ok(v)
 }
 
@@ -70,6 +73,13 @@ pub(crate) fn patched(current: &Config, patch: &[u8]) -> Result<Config, ApiError
         (Some(url), Some(sent)) => sent == crate::store::redacted_url(url),
         _ => false,
     };
+    let keep_cluster_url = match (
+        &current.cluster.redis_url,
+        patch["cluster"]["redis_url"].as_str(),
+    ) {
+        (Some(url), Some(sent)) => sent == crate::store::redacted_url(url),
+        _ => false,
+    };
     let mut merged = serde_json::to_value(current)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     merge(&mut merged, patch);
@@ -82,6 +92,9 @@ pub(crate) fn patched(current: &Config, patch: &[u8]) -> Result<Config, ApiError
     }
     if keep_url {
         config.store.redis_url = current.store.redis_url.clone();
+    }
+    if keep_cluster_url {
+        config.cluster.redis_url = current.cluster.redis_url.clone();
     }
     config.server.api_key = config.server.api_key.filter(|k| !k.is_empty());
     Ok(config)

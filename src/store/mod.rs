@@ -170,7 +170,12 @@ pub fn open(config: &Config) -> Result<Box<dyn Store>, StoreError> {
             let url = s.redis_url.as_deref().ok_or_else(|| {
                 StoreError::DataDir("store.redis_url is required with the redis backend".into())
             })?;
-            Box::new(RedisStore::open(url, &s.redis_prefix, s.redis_require_aof)?)
+            let store = RedisStore::open(url, &s.redis_prefix, s.redis_require_aof)?;
+            match config.cluster.enabled() {
+                // Each node loads only the records it owns.
+                true => Box::new(store.owned_by(&config.hub.node_id)),
+                false => Box::new(store),
+            }
         }
     })
 }

@@ -11,6 +11,8 @@
 //! | `P:rec` | hash | message key -> message record (JSON) |
 //! | `P:recfinal` | sorted set | keys of settled records by creation time, for purging |
 //! | `P:delayed` | hash | message key -> delayed message (JSON) |
+//! | `P:recowner` | hash | cluster mode: message key -> the node that owns the record |
+//! | `P:recown:{node}` | set | cluster mode: keys of the records a node owns (what it loads) |
 //!
 //! A message key is the JSON array `["from","id"]`. A commit runs as one Lua script, so it
 //! is atomic like the SQLite transaction, and, with `appendfsync always`, durable when it
@@ -65,10 +67,21 @@ for _, user in ipairs(order) do
 end
 local nr = tonumber(ARGV[i])
 i = i + 1
+local owner = ARGV[i + 4 * nr]
 for n = 1, nr do
   local k, rec, fin, created = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   i = i + 4
   redis.call('HSET', p .. ':rec', k, rec)
+  if owner ~= '' then
+    local was = redis.call('HGET', p .. ':recowner', k)
+    if was ~= owner then
+      if was then
+        redis.call('SREM', p .. ':recown:' .. was, k)
+      end
+      redis.call('HSET', p .. ':recowner', k, owner)
+      redis.call('SADD', p .. ':recown:' .. owner, k)
+    end
+  end
   if fin == '1' then
     redis.call('ZADD', p .. ':recfinal', created, k)
   else
@@ -106,6 +119,11 @@ local recs = redis.call('ZRANGEBYSCORE', p .. ':recfinal', '-inf', '(' .. cutoff
 for _, k in ipairs(recs) do
   redis.call('HDEL', p .. ':rec', k)
   redis.call('ZREM', p .. ':recfinal', k)
+  local o = redis.call('HGET', p .. ':recowner', k)
+  if o then
+    redis.call('SREM', p .. ':recown:' .. o, k)
+    redis.call('HDEL', p .. ':recowner', k)
+  end
 end
 return {#gone, #recs}
 "#;
@@ -116,6 +134,8 @@ pub struct RedisStore {
     url: String,
     prefix: String,
     require_aof: bool,
+    /// Cluster mode: this node's id (records are owned per node).
+    owner: Option<String>,
     commit: Script,
     remove: Script,
     purge: Script,
@@ -166,10 +186,18 @@ impl RedisStore {
             url: url.to_string(),
             prefix: prefix.to_string(),
             require_aof,
+            owner: None,
             commit: Script::new(COMMIT),
             remove: Script::new(REMOVE),
             purge: Script::new(PURGE),
         })
+    }
+
+    /// Cluster mode: the records this store writes belong to `node`, and only those are
+    /// loaded at startup (another node's are taken over when it dies).
+    pub fn owned_by(mut self, node: &str) -> Self {
+        self.owner = Some(node.to_string());
+        self
     }
 
     fn k(&self, name: &str) -> String {
@@ -188,6 +216,35 @@ impl RedisStore {
                 None
             }
         }
+    }
+}
+
+impl RedisStore {
+    fn load_owned(&mut self, owner: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        let set = self.k(&format!("recown:{owner}"));
+        let keys: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&set)
+            .query(&mut self.conn)
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for chunk in keys.chunks(1000) {
+            let jsons: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(self.k("rec"))
+                .arg(chunk)
+                .query(&mut self.conn)
+                .map_err(backend)?;
+            for (k, json) in chunk.iter().zip(jsons) {
+                let Some(json) = json else { continue };
+                let record = serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Backend(format!(
+                        "unreadable message record {k} in redis {}: {e}",
+                        redacted(&self.url)
+                    ))
+                })?;
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -215,6 +272,7 @@ impl Store for RedisStore {
                 .arg(if r.is_final() { "1" } else { "0" })
                 .arg(r.created_ms);
         }
+        inv.arg(self.owner.as_deref().unwrap_or(""));
         let dropped: Vec<String> = inv.invoke(&mut self.conn).map_err(backend)?;
         let mut out = BatchOutcome::default();
         for d in dropped.chunks(3) {
@@ -308,6 +366,9 @@ impl Store for RedisStore {
     }
 
     fn load_records(&mut self) -> Result<Vec<MessageRecord>, StoreError> {
+        if let Some(owner) = self.owner.clone() {
+            return self.load_owned(&owner);
+        }
         let key = self.k("rec");
         let mut out = Vec::new();
         let mut cursor = 0u64;
@@ -397,8 +458,11 @@ impl Store for RedisStore {
 
     fn reopener(&self) -> Option<Reopen> {
         let (url, prefix, aof) = (self.url.clone(), self.prefix.clone(), self.require_aof);
+        let owner = self.owner.clone();
         Some(Box::new(move || {
-            Ok(Box::new(RedisStore::open(&url, &prefix, aof)?) as Box<dyn Store>)
+            let mut store = RedisStore::open(&url, &prefix, aof)?;
+            store.owner = owner.clone();
+            Ok(Box::new(store) as Box<dyn Store>)
         }))
     }
 }

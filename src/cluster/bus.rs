@@ -1,0 +1,456 @@
+//! The writer thread: every publish, presence write and heartbeat of this node goes through
+//! one Redis connection, pipelined (all commands waiting are sent in one round trip), so a
+//! node's messages leave in the order they were made. It reconnects by itself; while Redis
+//! is away, deliveries to other nodes fail to the handlers at once and presence is written
+//! again in full on reconnect.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Script, Value};
+
+use super::wire::{SessionWire, Wire};
+use super::{Reaped, Shared};
+use crate::error::FailureKind;
+use crate::model::{failure, now_ms, DeliveryFailed};
+use crate::protocol::{ClientId, Envelope, UserId};
+
+/// Commands sent per round trip at most.
+const BATCH: usize = 1024;
+/// Wait between reconnect attempts.
+const RECONNECT_EVERY: Duration = Duration::from_millis(200);
+
+/// Who to tell when a delivery to another node cannot be made.
+pub(crate) struct FailNote {
+    pub envelope: Arc<Envelope>,
+    pub sessions: Vec<(UserId, ClientId)>,
+}
+
+/// What the writer thread does.
+pub(crate) enum Cmd {
+    /// Publish `payload` to one node (`Some`) or to all. A node-directed publish nobody
+    /// receives (the node is gone) fails `fail`'s sessions.
+    Publish {
+        to: Option<Arc<str>>,
+        payload: String,
+        fail: Option<FailNote>,
+    },
+    /// A local session changed: write and announce its current state.
+    Touch(ClientId),
+    /// Leave the cluster (graceful shutdown): presence removed, others told.
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
+const REAP: &str = r#"
+local p, dead, me, cutoff = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local score = redis.call('ZSCORE', p .. ':cl:nodes', dead)
+if (not score) or tonumber(score) >= cutoff then
+  return {}
+end
+redis.call('ZREM', p .. ':cl:nodes', dead)
+redis.call('DEL', p .. ':cl:sess:' .. dead)
+local out = {'reaped'}
+local keys = redis.call('SMEMBERS', p .. ':recown:' .. dead)
+for _, k in ipairs(keys) do
+  redis.call('SADD', p .. ':recown:' .. me, k)
+  redis.call('HSET', p .. ':recowner', k, me)
+  if not redis.call('ZSCORE', p .. ':recfinal', k) then
+    local rec = redis.call('HGET', p .. ':rec', k)
+    if rec then
+      table.insert(out, rec)
+    end
+  end
+end
+redis.call('DEL', p .. ':recown:' .. dead)
+redis.call('PUBLISH', p .. ':cl:all', cjson.encode({t = 'node_down', node = dead, by = me}))
+return out
+"#;
+
+struct Writer {
+    shared: Arc<Shared>,
+    conn: Option<Connection>,
+    connected_at: Option<Instant>,
+    last_attempt: Option<Instant>,
+    /// Presence must be written in full (first connect, after an outage, after being reaped).
+    dirty: bool,
+    next_beat: Instant,
+    reap: Script,
+}
+
+pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Cmd>) {
+    let mut w = Writer {
+        shared,
+        conn: None,
+        connected_at: None,
+        last_attempt: None,
+        dirty: true,
+        next_beat: Instant::now(),
+        reap: Script::new(REAP),
+    };
+    loop {
+        let wait = w.next_beat.saturating_duration_since(Instant::now());
+        let mut batch = Vec::new();
+        match rx.recv_timeout(wait) {
+            Ok(c) => batch.push(c),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        if let Some(pos) = batch.iter().position(|c| matches!(c, Cmd::Stop(_))) {
+            let rest = batch.split_off(pos);
+            w.round(batch);
+            if let Some(Cmd::Stop(done)) = rest.into_iter().next() {
+                w.leave();
+                if done.send(()).is_err() {
+                    log::debug!("cluster: nobody waited for the leave");
+                }
+            }
+            return;
+        }
+        w.round(batch);
+    }
+}
+
+impl Writer {
+    fn down(&mut self, why: &str) {
+        if self.conn.take().is_some() || self.shared.bus_up.load(Ordering::Relaxed) {
+            log::error!(
+                "cluster: lost Redis at {} (writer): {why}; deliveries to other nodes fail until it is back",
+                crate::store::redacted_url(&self.shared.url)
+            );
+        }
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        self.shared.bus_up.store(false, Ordering::Release);
+        self.connected_at = None;
+        self.dirty = true;
+    }
+
+    fn ensure_connected(&mut self) {
+        if self.conn.is_some() {
+            return;
+        }
+        if self
+            .last_attempt
+            .is_some_and(|t| t.elapsed() < RECONNECT_EVERY)
+        {
+            return;
+        }
+        self.last_attempt = Some(Instant::now());
+        match super::connect(&self.shared.url) {
+            Ok(c) => {
+                log::info!(
+                    "cluster: writer connected to Redis at {}",
+                    crate::store::redacted_url(&self.shared.url)
+                );
+                self.conn = Some(c);
+                self.connected_at = Some(Instant::now());
+                self.dirty = true;
+            }
+            Err(e) => {
+                if self.shared.bus_up.swap(false, Ordering::AcqRel) {
+                    log::error!("cluster: cannot reach Redis: {e}");
+                }
+                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One round trip: the batch, the full presence when dirty, the heartbeat when due.
+    fn round(&mut self, batch: Vec<Cmd>) {
+        self.ensure_connected();
+        if self.conn.is_none() {
+            self.fail_all(batch, "Redis unreachable");
+            return;
+        }
+        let s = self.shared.clone();
+        let mut pipe = redis::pipe();
+        // Which reply belongs to a node-directed publish, with its failure note.
+        let mut watched: Vec<(usize, Arc<str>, FailNote)> = Vec::new();
+        let mut replies = 0usize;
+        let mut any = false;
+        let full = self.dirty;
+        if full {
+            replies += self.full_presence(&mut pipe);
+            any = true;
+        }
+        let mut fails_if_error: Vec<FailNote> = Vec::new();
+        for cmd in batch {
+            any = true;
+            match cmd {
+                Cmd::Publish { to, payload, fail } => {
+                    let chan = match &to {
+                        Some(n) => s.chan_node(n),
+                        None => s.chan_all(),
+                    };
+                    pipe.cmd("PUBLISH").arg(chan).arg(payload);
+                    if let (Some(n), Some(f)) = (to, fail) {
+                        watched.push((replies, n, f));
+                    }
+                    replies += 1;
+                }
+                Cmd::Touch(client) => replies += self.touch(&mut pipe, &client),
+                Cmd::Stop(_) => {}
+            }
+        }
+        let beat = Instant::now() >= self.next_beat;
+        let beat_at = replies;
+        if beat {
+            pipe.cmd("ZADD")
+                .arg(s.key_nodes())
+                .arg(now_ms())
+                .arg(&*s.node);
+            any = true;
+            self.next_beat = Instant::now() + Duration::from_millis(s.heartbeat_ms);
+        }
+        if !any {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        match pipe.query::<Vec<Value>>(conn) {
+            Ok(values) => {
+                s.bus_up.store(true, Ordering::Release);
+                if full {
+                    self.dirty = false;
+                }
+                let mut failures = Vec::new();
+                for (i, node, note) in watched {
+                    let receivers = match values.get(i) {
+                        Some(Value::Int(n)) => *n,
+                        _ => 0,
+                    };
+                    if receivers == 0 {
+                        failures.extend(note_failures(
+                            note,
+                            &format!("node {node} is not listening (gone?)"),
+                        ));
+                    } else {
+                        s.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                self.shared.report(failures);
+                if beat {
+                    // 1: our entry was missing (reaped while we were away): write it all again.
+                    if matches!(values.get(beat_at), Some(Value::Int(1))) && !full {
+                        log::warn!(
+                            "cluster: node {} was missing from the node list; writing its presence again",
+                            s.node
+                        );
+                        self.dirty = true;
+                    }
+                    self.reap_dead();
+                }
+            }
+            Err(e) => {
+                fails_if_error.extend(watched.into_iter().map(|(_, _, n)| n));
+                self.down(&e.to_string());
+                let failures = fails_if_error
+                    .into_iter()
+                    .flat_map(|n| note_failures(n, &format!("Redis error: {e}")))
+                    .collect();
+                self.shared.report(failures);
+            }
+        }
+    }
+
+    fn fail_all(&mut self, batch: Vec<Cmd>, why: &str) {
+        let mut failures = Vec::new();
+        for cmd in batch {
+            match cmd {
+                Cmd::Publish {
+                    fail: Some(note), ..
+                } => failures.extend(note_failures(note, why)),
+                Cmd::Publish { to, .. } => {
+                    log::warn!(
+                        "cluster: a message to {} was not sent: {why}",
+                        to.as_deref().unwrap_or("all nodes")
+                    );
+                }
+                Cmd::Touch(_) => self.dirty = true,
+                Cmd::Stop(_) => {}
+            }
+        }
+        self.shared.report(failures);
+    }
+
+    /// This node's sessions, written anew: answers the replies it adds.
+    fn full_presence(&self, pipe: &mut redis::Pipeline) -> usize {
+        let s = &self.shared;
+        let key = s.key_sessions(&s.node);
+        let table = s.router.read();
+        pipe.cmd("MULTI").ignore();
+        pipe.cmd("DEL").arg(&key).ignore();
+        for e in table.sessions() {
+            let json = serde_json::to_string(&SessionWire::of(&e.info, e.groups()))
+                .unwrap_or_default();
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(e.info.client_id.as_str())
+                .arg(json)
+                .ignore();
+        }
+        drop(table);
+        pipe.cmd("ZADD")
+            .arg(s.key_nodes())
+            .arg(now_ms())
+            .arg(&*s.node)
+            .ignore();
+        let resync = Wire::Resync {
+            node: s.node.to_string(),
+        };
+        pipe.cmd("PUBLISH")
+            .arg(s.chan_all())
+            .arg(serde_json::to_string(&resync).unwrap_or_default())
+            .ignore();
+        pipe.cmd("EXEC").ignore();
+        0
+    }
+
+    /// One session's current state: written and announced. Answers the replies it adds.
+    fn touch(&self, pipe: &mut redis::Pipeline, client: &ClientId) -> usize {
+        let s = &self.shared;
+        let key = s.key_sessions(&s.node);
+        let now = s
+            .router
+            .read()
+            .get(client)
+            .map(|e| SessionWire::of(&e.info, e.groups()));
+        let msg = match now {
+            Some(session) => {
+                let json = serde_json::to_string(&session).unwrap_or_default();
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg(client.as_str())
+                    .arg(json)
+                    .ignore();
+                Wire::Up {
+                    node: s.node.to_string(),
+                    session,
+                }
+            }
+            None => {
+                pipe.cmd("HDEL").arg(&key).arg(client.as_str()).ignore();
+                Wire::Down {
+                    node: s.node.to_string(),
+                    client: client.clone(),
+                }
+            }
+        };
+        pipe.cmd("PUBLISH")
+            .arg(s.chan_all())
+            .arg(serde_json::to_string(&msg).unwrap_or_default())
+            .ignore();
+        0
+    }
+
+    /// Nodes whose heartbeat is older than the TTL: the first live node to see one takes it
+    /// over (its presence removed, its records adopted). Only after this node has been
+    /// connected for a TTL itself, so that nodes that were cut off with it can renew first.
+    fn reap_dead(&mut self) {
+        let s = self.shared.clone();
+        let settled = self
+            .connected_at
+            .is_some_and(|t| t.elapsed() >= Duration::from_millis(s.ttl_ms));
+        if !settled {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let cutoff = now_ms().saturating_sub(s.ttl_ms);
+        let stale: Vec<String> = match redis::cmd("ZRANGEBYSCORE")
+            .arg(s.key_nodes())
+            .arg("-inf")
+            .arg(format!("({cutoff}"))
+            .query(conn)
+        {
+            Ok(v) => v,
+            Err(e) => {
+                self.down(&e.to_string());
+                return;
+            }
+        };
+        for dead in stale.into_iter().filter(|n| *n != *s.node) {
+            let out: Result<Vec<String>, _> = self
+                .reap
+                .arg(&s.prefix)
+                .arg(&dead)
+                .arg(&*s.node)
+                .arg(cutoff)
+                .invoke(conn);
+            match out {
+                Ok(v) if v.first().map(String::as_str) == Some("reaped") => {
+                    log::warn!(
+                        "cluster: node {dead} missed its heartbeat for {} ms: taken over ({} records in flight adopted)",
+                        s.ttl_ms,
+                        v.len() - 1
+                    );
+                    s.to_inbound(Reaped {
+                        node: dead,
+                        records: v.into_iter().skip(1).collect(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.down(&e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Graceful leave: presence removed, the others told (they see the sessions' own downs
+    /// first, as those were published before).
+    fn leave(&mut self) {
+        self.ensure_connected();
+        let s = self.shared.clone();
+        let Some(conn) = self.conn.as_mut() else {
+            log::warn!("cluster: leaving without Redis: the other nodes see this node expire");
+            return;
+        };
+        let bye = Wire::NodeDown {
+            node: s.node.to_string(),
+            by: s.node.to_string(),
+        };
+        let res = redis::pipe()
+            .cmd("ZREM")
+            .arg(s.key_nodes())
+            .arg(&*s.node)
+            .ignore()
+            .cmd("DEL")
+            .arg(s.key_sessions(&s.node))
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(s.chan_all())
+            .arg(serde_json::to_string(&bye).unwrap_or_default())
+            .ignore()
+            .query::<()>(conn);
+        match res {
+            Ok(()) => log::info!("cluster: node {} left the cluster", s.node),
+            Err(e) => log::error!("cluster: leaving failed ({e}): the other nodes see this node expire"),
+        }
+    }
+}
+
+fn note_failures(note: FailNote, why: &str) -> Vec<DeliveryFailed> {
+    note.sessions
+        .into_iter()
+        .map(|(u, c)| {
+            failure(
+                FailureKind::ConnectionError,
+                &note.envelope,
+                Some(u),
+                Some(c),
+                format!("cluster: delivery to another node failed: {why}"),
+            )
+        })
+        .collect()
+}
