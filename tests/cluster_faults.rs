@@ -64,51 +64,78 @@ fn the_harness_restarts_redis_on_the_same_port_with_its_data() {
     assert_eq!(v, "v", "the AOF kept the write");
 }
 
-#[actix_web::test]
-async fn redis_down_then_back_while_nodes_run() {
-    let mut c = Cluster::start(2).await;
-    let mut alice = c.node(0).client("user_id=alice").await;
-    let mut bob = c.node(0).client("user_id=bob").await;
-    let mut carol = c.node(1).client("user_id=carol").await;
+/// Two nodes; alice and bob on n1, carol on n2, everyone visible everywhere.
+async fn two_nodes_three_users() -> (Cluster, Client, Client, Client) {
+    let c = Cluster::start(2).await;
+    let alice = c.node(0).client("user_id=alice").await;
+    let bob = c.node(0).client("user_id=bob").await;
+    let carol = c.node(1).client("user_id=carol").await;
     c.node(0).wait_sessions("carol", 1).await;
     c.node(1).wait_sessions("alice", 1).await;
+    (c, alice, bob, carol)
+}
+
+/// Polls `node`'s `stats.cluster.redis` until it says `want` (bounded by `wait`).
+async fn wait_redis_state(node: &Node, want: &str, wait: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, stats) = node.get("/api/stats").await;
+        assert_eq!(status, 200, "{stats}");
+        if stats["cluster"]["redis"] == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < wait,
+            "{}: stats.cluster.redis not `{want}` within {wait:?}: {stats}",
+            node.id
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn redis_down_makes_health_not_ready_and_is_counted() {
+    let (mut c, _alice, _bob, _carol) = two_nodes_three_users().await;
     let m = c.node(0).metrics().await;
     let errors_before = metric(&m, "wsc_cluster_redis_errors_total").unwrap_or(0.0);
-
     c.redis.stop();
     let stopped = Instant::now();
     for node in &c.nodes {
         node.wait_health(503, settle()).await;
         let (_, health) = node.health().await;
         assert_eq!(health["status"], "not_ready", "{}: {health}", node.id);
+        wait_redis_state(node, "down", WAIT).await;
     }
     eprintln!(
         "MEASURED: Redis stopped; both nodes' /health answered 503 after {} ms",
         stopped.elapsed().as_millis()
     );
-    let n1 = c.node(0);
-    let (status, stats) = n1.get("/api/stats").await;
-    assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats["cluster"]["redis"], "down", "{stats}");
-    let m = n1.metrics().await;
+    let m = c.node(0).metrics().await;
     assert_eq!(metric(&m, "wsc_cluster_redis_up"), Some(0.0), "{m}");
+    let errors = metric(&m, "wsc_cluster_redis_errors_total").unwrap_or(0.0);
+    assert!(errors > errors_before, "Redis errors counted: {m}");
+}
+
+#[actix_web::test]
+async fn redis_down_keeps_local_delivery_and_fails_cross_node_sends_visibly() {
+    let (mut c, mut alice, mut bob, mut carol) = two_nodes_three_users().await;
+    c.redis.stop();
+    let n1 = c.node(0);
+    wait_redis_state(n1, "down", settle()).await;
 
     // Local delivery keeps working.
     alice.send_json(&text_to("bob", "local while down")).await;
     let got = expect_content(&mut bob, "local while down", WAIT, "bob on n1").await;
     assert_eq!(got["from"], "alice");
+    let (status, answer) = n1.send(&text_to("bob", "local api while down")).await;
+    assert_eq!(status, 200, "{answer}");
+    expect_content(&mut bob, "local api while down", WAIT, "bob on n1").await;
 
-    // A cross-node send fails visibly: never a plain success.
+    // A cross-node send fails visibly: never a plain success (both observed, then checked).
     let (status, answer) = n1.send(&text_to("carol", "cross while down")).await;
     eprintln!(
         "OBSERVED: POST /api/send to a user on the other node, Redis down: {status} {answer}"
     );
-    assert!(
-        status >= 400 || answer["status"] == "failed",
-        "a cross-node send during the outage is reported as failed: {status} {answer}"
-    );
-    assert_ne!(answer["status"], "accepted", "{answer}");
-    // Over the WebSocket: the sender's receipt says failed.
     alice
         .send_json(&json!({"type": "text", "to": "carol", "id": "w1",
                            "content": "ws while down", "require_ack": true}))
@@ -120,30 +147,39 @@ async fn redis_down_then_back_while_nodes_run() {
         .await
         .expect("a receipt or an error for w1");
     eprintln!("OBSERVED: WS require_ack send to the other node, Redis down: {receipt}");
-    assert_ne!(receipt["status"], "accepted", "{receipt}");
+    assert!(
+        status >= 400 || answer["status"] == "failed",
+        "a cross-node send during the outage is reported as failed: {status} {answer}"
+    );
+    assert_ne!(answer["status"], "accepted", "{answer}");
+    assert_ne!(
+        receipt["status"], "accepted",
+        "the sender's receipt: {receipt}"
+    );
     carol
         .assert_no_app_within(Duration::from_millis(300), "nothing crossed")
         .await;
-    let m = n1.metrics().await;
-    let errors = metric(&m, "wsc_cluster_redis_errors_total").unwrap_or(0.0);
-    assert!(errors > errors_before, "Redis errors counted: {m}");
+}
 
-    // Back on the same port: the nodes reconnect by themselves.
+#[actix_web::test]
+async fn redis_back_on_the_same_port_the_nodes_reconnect_by_themselves() {
+    let (mut c, mut alice, _bob, mut carol) = two_nodes_three_users().await;
+    c.redis.stop();
+    for node in &c.nodes {
+        wait_redis_state(node, "down", settle()).await;
+    }
     c.redis.restart();
     let restarted = Instant::now();
     let bound = Duration::from_secs(15);
     for node in &c.nodes {
         node.wait_health(200, bound).await;
+        wait_redis_state(node, "up", bound).await;
     }
     eprintln!(
-        "MEASURED: Redis restarted; both nodes' /health answered 200 after {} ms",
+        "MEASURED: Redis restarted; both nodes ready and `up` after {} ms",
         restarted.elapsed().as_millis()
     );
     let n1 = c.node(0);
-    let (_, stats) = n1.get("/api/stats").await;
-    assert_eq!(stats["cluster"]["redis"], "up", "{stats}");
-    let m = n1.metrics().await;
-    assert_eq!(metric(&m, "wsc_cluster_redis_up"), Some(1.0), "{m}");
     // Sessions from before the outage count again, and cross-node delivery works.
     n1.wait_sessions("carol", 1).await;
     c.node(1).wait_sessions("alice", 1).await;
@@ -157,4 +193,6 @@ async fn redis_down_then_back_while_nodes_run() {
     expect_content(&mut carol, "cross after restart", WAIT, "carol on n2").await;
     carol.send_json(&text_to("alice", "and back")).await;
     expect_content(&mut alice, "and back", WAIT, "alice on n1").await;
+    let m = n1.metrics().await;
+    assert_eq!(metric(&m, "wsc_cluster_redis_up"), Some(1.0), "{m}");
 }

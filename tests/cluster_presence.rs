@@ -108,8 +108,8 @@ async fn a_node_killed_with_sigkill_stops_counting_within_its_ttl() {
         s["cluster"]["nodes"].as_array().map(Vec::len) == Some(2)
     })
     .await;
-    let m = c.node(0).metrics().await;
-    assert_eq!(metric(&m, "wsc_cluster_nodes"), Some(2.0), "{m}");
+    // Checked after the measurement, so that a missing gauge does not hide it.
+    let metrics_before = c.node(0).metrics().await;
 
     c.nodes[1].kill9();
     let killed = Instant::now();
@@ -134,6 +134,11 @@ async fn a_node_killed_with_sigkill_stops_counting_within_its_ttl() {
     assert_eq!(stats["websocket_count"], 1, "{stats}");
     assert_eq!(stats["online_users"], 1, "{stats}");
     assert_eq!(n1.online().await, owned(&[("alice", 1)]));
+    assert_eq!(
+        metric(&metrics_before, "wsc_cluster_nodes"),
+        Some(2.0),
+        "before the kill: {metrics_before}"
+    );
     let m = n1.metrics().await;
     assert_eq!(metric(&m, "wsc_cluster_nodes"), Some(1.0), "{m}");
 

@@ -411,8 +411,11 @@ pub fn spawn_node(id: &str, args: &[String], envs: &[(String, String)]) -> Node 
         let left = deadline.saturating_duration_since(Instant::now());
         match line_rx.recv_timeout(left) {
             Ok(line) => {
+                // `listening on 127.0.0.1:PORT` (other lines say `listening on Redis ...`).
                 if let Some((_, addr)) = line.split_once("listening on ") {
-                    break addr.trim().to_owned();
+                    if addr.trim().parse::<std::net::SocketAddr>().is_ok() {
+                        break addr.trim().to_owned();
+                    }
                 }
             }
             Err(_) => {
