@@ -49,6 +49,7 @@ for p in "$redis_port" "${ports[@]}"; do
 done
 
 mkdir -p "$dir/redis"
+dir="$(cd "$dir" && pwd)"
 pids=()
 names=()
 cleanup() {
@@ -72,7 +73,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$PWD/$dir/redis" \
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
   --appendonly yes --appendfsync always --save "" --daemonize no --protected-mode yes \
   > "$dir/redis.log" 2>&1 &
 pids+=($!); names+=(redis-server)
