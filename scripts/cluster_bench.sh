@@ -14,6 +14,10 @@
 #
 #   scripts/cluster_bench.sh                # REPEAT=3 for medians
 #
+# Columns: msg/s delivered, p50/p99 one-way latency, srv CPU = CPU of the row's servers / wall
+# (both nodes and Redis share core 0: at most 1.00), us/msg = their CPU per delivered message,
+# lg CPU = load generator, lag99 = open-loop sender lateness p99, other = CPU used by the rest
+# of the machine (above ~0.1 the run was disturbed), bad = lost+dups+misrouted+errors.
 # Settings (environment): REPEAT (1), DURATION (10), WARMUP (1), CONNS (200), WINDOW (4),
 # SIZE (64), PERF_DIR (/tmp/perf-clustertest, a copy of ../shared/perf), BENCH_PORTS
 # ("9410 9420"), REDIS_PORT (6394), OUT (target/cluster-bench/<stamp>), CARGO_TARGET_DIR.
@@ -113,6 +117,10 @@ def cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         rest = f.read().rsplit(")", 1)[1].split()
     return (int(rest[11]) + int(rest[12])) / CLK
+def busy():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK  # all but idle and iowait, steal included
 err_path = f"{out_dir}/loadgen-{row}-{mode}-{int(time.time()*1000)}.stderr"
 with open(err_path, "w") as err:
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -120,9 +128,9 @@ with open(err_path, "w") as err:
     while p.poll() is None and t1 is None:
         text = open(err_path).read()
         if t0 is None and "PHASE measure" in text:
-            t0, c0 = time.monotonic(), {q: cpu(q) for q in pids}
+            t0, c0, b0 = time.monotonic(), {q: cpu(q) for q in pids}, busy()
         if t0 is not None and "PHASE drain" in text:
-            t1, c1 = time.monotonic(), {q: cpu(q) for q in pids}
+            t1, c1, b1 = time.monotonic(), {q: cpu(q) for q in pids}, busy()
         time.sleep(0.02)
     stdout, _ = p.communicate(timeout=120)
 last = [l for l in stdout.splitlines() if l.startswith("{")]
@@ -139,6 +147,7 @@ rec = {
     "cpu_util": cpu_s / wall, "cpu_us_per_msg": cpu_s / (rate * wall) * 1e6 if rate else None,
     "per_process_cpu_s": [round(c1[q] - c0[q], 3) for q in pids],
     "loadgen_cpu": s.get("loadgen_cpu_util"),
+    "other_cpu": (b1 - b0 - cpu_s) / wall - (s.get("loadgen_cpu_util") or 0),
     "send_lag_p99_ms": ((s.get("send_lag_us") or {}).get("p99") or 0) / 1000,
     "bad": sum(s.get(k, 0) or 0 for k in ("lost", "dups", "misrouted", "errors", "error_frames", "connect_failed")),
     "rate": s.get("rate"),
@@ -158,7 +167,7 @@ run_one() { # run_one ROW MODE [RATE]
   local pidlist
   pidlist=$(IFS=,; echo "${pids[*]}")
   local rec
-  rec=$(timeout $((duration + warmup + 60)) python3 "$driver" "$row" "$mode" "$pidlist" "$out" \
+  rec=$(timeout "$(python3 -c "print(int($duration + $warmup + 60))")" python3 "$driver" "$row" "$mode" "$pidlist" "$out" \
     taskset -c 1 "$loadgen" --url "$urls" --scenario p2p --conns "$conns" --duration-s "$duration" \
     --warmup-s "$warmup" --size "$size" "${flow[@]}" --label "$row-$mode")
   echo "$rec" | tee -a "$results"
@@ -185,17 +194,17 @@ def med(xs):
     return statistics.median(xs) if xs else None
 def f(v, nd=1):
     return "-" if v is None else f"{v:.{nd}f}"
-print(f"{'row':8} {'mode':5} {'runs':>4} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'srv CPU':>7} {'us/msg':>7} {'lg CPU':>6} {'lag99':>6} {'bad':>4}")
+print(f"{'row':8} {'mode':5} {'runs':>4} {'msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'srv CPU':>7} {'us/msg':>7} {'lg CPU':>6} {'lag99':>6} {'other':>5} {'bad':>4}")
 by = {}
 for row in ("single", "local", "cross"):
     for mode in ("max", "half"):
         g = [r for r in rs if r["row"] == row and r["mode"] == mode and "error" not in r]
         if not g:
             continue
-        m = {k: med([r.get(k) for r in g]) for k in ("delivered_per_s", "p50_ms", "p99_ms", "cpu_util", "cpu_us_per_msg", "loadgen_cpu", "send_lag_p99_ms")}
+        m = {k: med([r.get(k) for r in g]) for k in ("delivered_per_s", "p50_ms", "p99_ms", "cpu_util", "cpu_us_per_msg", "loadgen_cpu", "send_lag_p99_ms", "other_cpu")}
         m["bad"] = sum(r["bad"] for r in g)
         by[(row, mode)] = m
-        print(f"{row:8} {mode:5} {len(g):>4} {f(m['delivered_per_s'],0):>9} {f(m['p50_ms'],2):>7} {f(m['p99_ms'],2):>7} {f(m['cpu_util'],2):>7} {f(m['cpu_us_per_msg'],2):>7} {f(m['loadgen_cpu'],2):>6} {f(m['send_lag_p99_ms'],1):>6} {m['bad']:>4}")
+        print(f"{row:8} {mode:5} {len(g):>4} {f(m['delivered_per_s'],0):>9} {f(m['p50_ms'],2):>7} {f(m['p99_ms'],2):>7} {f(m['cpu_util'],2):>7} {f(m['cpu_us_per_msg'],2):>7} {f(m['loadgen_cpu'],2):>6} {f(m['send_lag_p99_ms'],1):>6} {f(m['other_cpu'],2):>5} {m['bad']:>4}")
 def ratio(a, b):
     return "-" if a is None or not b else f"{a / b:.2f}x"
 c, s = by.get(("cross", "half"), {}), by.get(("single", "half"), {})
