@@ -236,6 +236,29 @@ async fn browser_origins_are_checked() {
 }
 
 #[actix_web::test]
+async fn event_streams_check_browser_origins_too() {
+    let server = serve(fast_config()).await;
+    let url = server.http_url("/sse?user_id=a");
+    let mut res = awc::Client::new()
+        .get(url.as_str())
+        .insert_header(("Origin", "http://evil.example"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 403);
+    let v: Value = res.json().await.expect("json body");
+    assert_eq!(v["error"]["code"], "origin_not_allowed", "{v}");
+    let same = format!("http://{}", server.addr);
+    let res = awc::Client::new()
+        .get(url.as_str())
+        .insert_header(("Origin", same.as_str()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 200, "same origin opens the stream");
+}
+
+#[actix_web::test]
 async fn api_body_over_the_limit_gets_413_json() {
     let server = serve(with_limits(|l| l.max_api_body_bytes = 1_000)).await;
     let body = json!({"type": "text", "to": "a", "content": "x".repeat(2_000)});

@@ -289,8 +289,8 @@ impl Writer {
         pipe.cmd("MULTI").ignore();
         pipe.cmd("DEL").arg(&key).ignore();
         for e in table.sessions() {
-            let json = serde_json::to_string(&SessionWire::of(&e.info, e.groups()))
-                .unwrap_or_default();
+            let json =
+                serde_json::to_string(&SessionWire::of(&e.info, e.groups())).unwrap_or_default();
             pipe.cmd("HSET")
                 .arg(&key)
                 .arg(e.info.client_id.as_str())
@@ -435,12 +435,14 @@ impl Writer {
             .query::<()>(conn);
         match res {
             Ok(()) => log::info!("cluster: node {} left the cluster", s.node),
-            Err(e) => log::error!("cluster: leaving failed ({e}): the other nodes see this node expire"),
+            Err(e) => {
+                log::error!("cluster: leaving failed ({e}): the other nodes see this node expire")
+            }
         }
     }
 }
 
-fn note_failures(note: FailNote, why: &str) -> Vec<DeliveryFailed> {
+pub(crate) fn note_failures(note: FailNote, why: &str) -> Vec<DeliveryFailed> {
     note.sessions
         .into_iter()
         .map(|(u, c)| {

@@ -103,7 +103,10 @@ fn session(shared: &Arc<Shared>) -> redis::RedisResult<()> {
         let payload: Vec<u8> = match msg.get_payload() {
             Ok(p) => p,
             Err(e) => {
-                log::error!("cluster: unreadable message on {}: {e}", msg.get_channel_name());
+                log::error!(
+                    "cluster: unreadable message on {}: {e}",
+                    msg.get_channel_name()
+                );
                 continue;
             }
         };

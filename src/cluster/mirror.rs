@@ -108,10 +108,7 @@ impl Mirror {
             .filter(|e| *e.handle.node == *node)
             .map(|e| e.info.client_id.clone())
             .collect();
-        let mut users: Vec<UserId> = held
-            .iter()
-            .filter_map(|c| self.remove_client(c))
-            .collect();
+        let mut users: Vec<UserId> = held.iter().filter_map(|c| self.remove_client(c)).collect();
         match sessions {
             Some(list) => {
                 self.intern(node);

@@ -38,7 +38,9 @@ use actix::prelude::*;
 
 use crate::config::Config;
 use crate::hub::{CloseLocal, GroupLocal, Hub, RedeliverStored};
-use crate::model::{DeliveryFailed, MessageRecord, RecordTarget, RouteReport, SessionFailure, Target};
+use crate::model::{
+    DeliveryFailed, MessageRecord, RecordTarget, RouteReport, SessionFailure, Target,
+};
 use crate::protocol::{ClientId, CloseCode, GroupId, MessageId, OutboundFrame, Source, UserId};
 use crate::routing::{CloseWho, ClusterStatus, NodeStatus, Remote, Router};
 use crate::supervision::Reliability;
@@ -191,7 +193,11 @@ pub struct Cluster {
 impl Cluster {
     /// Checks that Redis answers at `cluster.redis_url` and hooks this node's router into
     /// the cluster (nothing is sent before [`Cluster::start`]).
-    pub fn connect(config: &Config, router: Router, rel: Reliability) -> Result<Cluster, ClusterError> {
+    pub fn connect(
+        config: &Config,
+        router: Router,
+        rel: Reliability,
+    ) -> Result<Cluster, ClusterError> {
         let url = config
             .cluster
             .redis_url
@@ -282,6 +288,9 @@ impl Cluster {
     }
 }
 
+/// Sessions of one node: `(user, client)`.
+type Sessions = Vec<(UserId, ClientId)>;
+
 /// The target another node should route for sessions selected here: the exact sessions
 /// for targets that name users or clients (so that node reports nobody offline), the
 /// original target otherwise (that node selects its own members).
@@ -305,7 +314,7 @@ impl Remote for Cluster {
         report: &mut RouteReport,
     ) {
         let s = &self.shared;
-        let mut per_node: Vec<(Arc<str>, Vec<(UserId, ClientId)>)> = Vec::new();
+        let mut per_node: Vec<(Arc<str>, Sessions)> = Vec::new();
         {
             let m = s.mirror();
             if m.table.session_count() == 0 {
@@ -318,7 +327,9 @@ impl Remote for Cluster {
                     None => per_node.push((e.handle.node.clone(), vec![pair])),
                 }
             });
-            report.offline_users.retain(|u| !m.table.is_online(u));
+            if s.ready() {
+                report.offline_users.retain(|u| !m.table.is_online(u));
+            }
             if report.unknown_group && matches!(target, Target::Group(_)) && !sel.unknown_group {
                 report.unknown_group = false;
             }
@@ -330,28 +341,46 @@ impl Remote for Cluster {
         let envelope = frame.envelope();
         for (node, sessions) in per_node {
             if !up {
-                report.failed.extend(sessions.into_iter().map(|(u, c)| SessionFailure {
-                    client_id: c,
-                    user_id: u,
-                    kind: crate::error::FailureKind::ConnectionError,
-                }));
+                // Redis is away: a user reachable only through another node stays offline
+                // (stored, or its sender told); other sessions there failed.
+                let failed = sessions
+                    .into_iter()
+                    .filter(|(u, _)| !report.offline_users.contains(u))
+                    .map(|(u, c)| SessionFailure {
+                        client_id: c,
+                        user_id: u,
+                        kind: crate::error::FailureKind::ConnectionError,
+                    });
+                report.failed.extend(failed);
                 continue;
             }
             report.delivered += sessions.len();
             if collect {
                 report.recipients.extend(sessions.iter().cloned());
             }
-            let wire = Wire::Deliver {
-                origin: s.node.to_string(),
-                target: narrowed(target, &sessions),
-                exclude: exclude.cloned(),
-                envelope: crate::protocol::Envelope::clone(envelope),
+            let narrowed = narrowed(target, &sessions);
+            let wire = wire::DeliverRef {
+                t: "deliver",
+                origin: &s.node,
+                target: &narrowed,
+                exclude,
+                envelope,
             };
             let note = FailNote {
                 envelope: envelope.clone(),
                 sessions,
             };
-            s.publish(Some(node), &wire, Some(note));
+            match serde_json::to_string(&wire) {
+                Ok(payload) => s.send(Cmd::Publish {
+                    to: Some(node),
+                    payload,
+                    fail: Some(note),
+                }),
+                Err(e) => {
+                    log::error!("cluster: cannot encode a message for node {node}: {e}");
+                    s.report(bus::note_failures(note, "cannot encode the message"));
+                }
+            }
         }
     }
 
@@ -563,9 +592,12 @@ impl Handler<Inbound> for ClusterActor {
             } => {
                 let envelope = Arc::new(envelope);
                 let frame = OutboundFrame::new(envelope.clone(), Source::Live);
-                let report =
-                    s.router
-                        .route_frame_local(&target.to_target(), &frame, exclude.as_ref(), false);
+                let report = s.router.route_frame_local(
+                    &target.to_target(),
+                    &frame,
+                    exclude.as_ref(),
+                    false,
+                );
                 s.rel.report(report.failures(&envelope));
             }
             Wire::Ack { user, id, from, .. } => {

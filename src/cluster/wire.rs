@@ -164,6 +164,22 @@ pub enum Wire {
     },
 }
 
+/// [`Wire::Deliver`] as the sender writes it, without copying the envelope.
+#[derive(Serialize)]
+pub struct DeliverRef<'a> {
+    /// Always `"deliver"` (the tag of [`Wire::Deliver`]).
+    pub t: &'static str,
+    /// The sending node.
+    pub origin: &'a str,
+    /// The target for that node.
+    pub target: &'a RecordTarget,
+    /// A session that must not get it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<&'a ClientId>,
+    /// The message.
+    pub envelope: &'a Envelope,
+}
+
 impl Wire {
     /// The node a message came from (its own messages come back on `all`: ignored).
     pub fn origin(&self) -> &str {
@@ -204,6 +220,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let env = Envelope::system_text("yo").with_id("m2");
+        let by_ref = DeliverRef {
+            t: "deliver",
+            origin: "n2",
+            target: &RecordTarget::Broadcast,
+            exclude: None,
+            envelope: &env,
+        };
+        let text = serde_json::to_string(&by_ref).expect("encodes");
+        assert!(matches!(
+            serde_json::from_str::<Wire>(&text).expect("decodes as Deliver"),
+            Wire::Deliver { .. }
+        ));
         let bad = serde_json::from_str::<Wire>(r#"{"t":"nope"}"#);
         assert!(bad.is_err());
     }

@@ -27,6 +27,8 @@ struct Entry {
     record: Box<MessageRecord>,
     dirty: bool,
     persisted: bool,
+    /// Insertion order: what is stored for a user goes in the order it was sent.
+    seq: u64,
 }
 
 struct State {
@@ -37,6 +39,7 @@ struct State {
     /// Changed records, by the time they are due for writing (nearly in order: a record is
     /// due `persist_delay_ms` after its creation, or at once when older).
     dirty: VecDeque<(u64, MessageKey)>,
+    next_seq: u64,
 }
 
 /// The shared record book. Cheap to clone.
@@ -161,6 +164,7 @@ impl Records {
                 awaiting: FastMap::default(),
                 waiters: FastMap::default(),
                 dirty: VecDeque::new(),
+                next_seq: 0,
             })),
             sink: Arc::new(OnceLock::new()),
             limits: Arc::new(Limits {
@@ -232,10 +236,12 @@ impl Records {
             let u = u.clone();
             st.index_add(&u, &key);
         }
+        st.next_seq += 1;
         let entry = Entry {
             record: Box::new(record),
             dirty: false,
             persisted: false,
+            seq: st.next_seq,
         };
         if let Some(old) = st.map.insert(key.clone(), entry) {
             for u in awaiting_users(&old.record) {
@@ -287,7 +293,9 @@ impl Records {
     }
 
     /// Loads records (at startup) without writing them again.
-    pub fn load(&self, records: Vec<MessageRecord>) {
+    pub fn load(&self, mut records: Vec<MessageRecord>) {
+        // Oldest first: what is stored again for a user keeps the order it was sent in.
+        records.sort_by_key(|r| r.created_ms);
         let mut st = self.lock();
         for r in records {
             let key = r.key.clone();
@@ -296,12 +304,15 @@ impl Records {
                 st.index_add(&u, &key);
             }
             st.order.push_back(key.clone());
+            st.next_seq += 1;
+            let seq = st.next_seq;
             st.map.insert(
                 key,
                 Entry {
                     record: Box::new(r),
                     dirty: false,
                     persisted: true,
+                    seq,
                 },
             );
         }
@@ -390,27 +401,34 @@ impl Records {
     }
 
     /// The keys of deliveries awaiting `user`'s ack (with this id, when given).
+    /// Oldest first.
     pub(crate) fn awaiting(&self, user: &UserId, id: Option<&MessageId>) -> Vec<MessageKey> {
-        self.lock()
+        let st = self.lock();
+        let mut keys: Vec<(u64, MessageKey)> = st
             .awaiting
             .get(user)
             .map(|keys| {
                 keys.iter()
                     .filter(|k| id.is_none_or(|id| &k.id == id))
-                    .cloned()
+                    .map(|k| (st.map.get(k).map_or(0, |e| e.seq), k.clone()))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        keys.sort_unstable_by_key(|(seq, _)| *seq);
+        keys.into_iter().map(|(_, k)| k).collect()
     }
 
-    /// Keys of every record in flight.
+    /// Keys of every record in flight, oldest first.
     pub(crate) fn in_flight_keys(&self) -> Vec<MessageKey> {
-        self.lock()
+        let mut keys: Vec<(u64, MessageKey)> = self
+            .lock()
             .map
             .values()
             .filter(|e| e.record.in_flight())
-            .map(|e| e.record.key.clone())
-            .collect()
+            .map(|e| (e.seq, e.record.key.clone()))
+            .collect();
+        keys.sort_unstable_by_key(|(seq, _)| *seq);
+        keys.into_iter().map(|(_, k)| k).collect()
     }
 
     fn collect(&self, pred: impl Fn(&MessageRecord) -> bool) -> Vec<MessageRecord> {

@@ -11,10 +11,18 @@ impl Reliability {
     /// it).
     pub fn ack(&self, user: &UserId, id: &MessageId, from: Option<&UserId>) -> AckOutcome {
         let out = self.ack_here(user, id, from);
-        if out == AckOutcome::Ignored {
-            if let Some(remote) = self.router().remote() {
-                remote.forward_ack(user, id, from);
+        let Some(remote) = self.router().remote() else {
+            return out;
+        };
+        match &out {
+            AckOutcome::Ignored => remote.forward_ack(user, id, from),
+            // Delivered here from the shared store: the accepting node's record learns too.
+            AckOutcome::Confirmed(key) => {
+                if self.records().read(key, |r| r.rebuilt).unwrap_or(false) {
+                    remote.forward_ack(user, id, Some(&key.from));
+                }
             }
+            AckOutcome::Ambiguous(_) => {}
         }
         out
     }
@@ -55,7 +63,9 @@ impl Reliability {
         let durable = self.store_in_flight_of(keys);
         actix_rt::spawn(async move {
             if let Err(e) = durable.await {
-                log::error!("cluster: in-flight deliveries of a dead node could not be stored: {e}");
+                log::error!(
+                    "cluster: in-flight deliveries of a dead node could not be stored: {e}"
+                );
             }
         });
     }

@@ -105,6 +105,7 @@ fn track_stored(
             );
             r.max_retries = c.retry.max_retries;
             r.storable = true;
+            r.rebuilt = true;
             let a = lifecycle::on_delivered_from_store(&mut r, user, now);
             rel.records().insert(r);
             a

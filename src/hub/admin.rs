@@ -93,7 +93,8 @@ impl Handler<AddUserToGroup> for Hub {
                 self.announce(&c);
             }
         }
-        let elsewhere = (self.router.remote()).map_or(0, |r| r.group(&msg.user_id, &msg.group, true));
+        let elsewhere =
+            (self.router.remote()).map_or(0, |r| r.group(&msg.user_id, &msg.group, true));
         Ok(joined + elsewhere)
     }
 }

@@ -37,6 +37,7 @@ impl Handler<GetMetrics> for Hub {
         };
         drop(table);
         let mut snapshot = snapshot.with_counters(&self.router.counters().metrics);
+        snapshot.cluster = self.router.remote().map(|r| r.status());
         let store = self.rel.store().cloned();
         Box::pin(async move {
             if let Some(store) = store {

@@ -113,11 +113,8 @@ impl Handler<GetStats> for Hub {
         stats.delivery = delivery;
         if let Some(r) = self.router.remote() {
             // Sessions and users of the whole cluster.
-            let mut users: std::collections::HashSet<crate::protocol::UserId> = table
-                .online_users()
-                .into_iter()
-                .map(|(u, _)| u)
-                .collect();
+            let mut users: std::collections::HashSet<crate::protocol::UserId> =
+                table.online_users().into_iter().map(|(u, _)| u).collect();
             users.extend(r.online_users().into_iter().map(|(u, _)| u));
             let sessions = (table.session_count() + r.session_count()) as u64;
             stats.websocket_count = sessions;

@@ -48,6 +48,8 @@ pub struct MetricsSnapshot {
     pub offline_depth: Option<u64>,
     /// Store commit latency `(sum seconds, count, per-bucket counts)`.
     pub store_commit: (f64, u64, Vec<(f64, u64)>),
+    /// Cluster mode: how this node sees the cluster.
+    pub cluster: Option<crate::routing::ClusterStatus>,
 }
 
 impl MetricsSnapshot {
@@ -172,6 +174,23 @@ impl Collector for MetricsSnapshot {
             MetricType::Histogram,
         )?
         .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+        if let Some(c) = &self.cluster {
+            let up = u64::from(c.redis == "up");
+            gauge(
+                e,
+                "wsc_cluster_redis_up",
+                "1 while Redis answers (cluster mode)",
+                up,
+            )?;
+            let re = "Redis connection failures since start (cluster mode)";
+            counter(e, "wsc_cluster_redis_errors", re, c.redis_errors)?;
+            let n = c.nodes.len() as u64;
+            gauge(e, "wsc_cluster_nodes", "Live nodes, this one included", n)?;
+            let p = "Messages published to other nodes";
+            counter(e, "wsc_cluster_published", p, c.published)?;
+            let r = "Messages received from other nodes";
+            counter(e, "wsc_cluster_received", r, c.received)?;
+        }
         let rs = "Supervised actor restarts, by actor";
         labelled(e, "wsc_supervision_restarts", rs, "actor", &self.restarts)?;
         Ok(())

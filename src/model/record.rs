@@ -258,6 +258,10 @@ pub struct MessageRecord {
     /// The status the last final failure left (used while nothing is in flight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) failed_status: Option<MessageStatus>,
+    /// Rebuilt from a stored copy by the node the user connected to (the node that accepted
+    /// the message may hold the original record: in cluster mode it is told of the ack).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuilt: bool,
 }
 
 impl MessageRecord {
@@ -292,6 +296,7 @@ impl MessageRecord {
             created_ms: now,
             stored_offline: false,
             failed_status: None,
+            rebuilt: false,
         }
     }
 

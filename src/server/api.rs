@@ -374,9 +374,20 @@ pub(crate) async fn stats(
 /// `GET /health`: liveness (the process answers) and readiness (the hub answers).
 pub(crate) async fn health(state: web::Data<ServerState>) -> HttpResponse {
     match state.hub.send(GetStats).await {
+        // Cluster mode without Redis: alive and serving local sessions, but not ready (a
+        // load balancer should send new users elsewhere).
+        Ok(stats) if stats.cluster.as_ref().is_some_and(|c| c.redis != "up") => {
+            HttpResponse::ServiceUnavailable().json(json!({
+                "status": "not_ready", "is_running": true, "node_id": stats.node_id,
+                "reason": "Redis is unreachable: cross-node delivery is down",
+                "active_connections": stats.active_connections,
+                "cluster": stats.cluster,
+            }))
+        }
         Ok(stats) => HttpResponse::Ok().json(json!({
             "status": "ok", "is_running": true, "node_id": stats.node_id,
             "active_connections": stats.active_connections,
+            "cluster": stats.cluster,
         })),
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "unavailable", "is_running": false})),

@@ -106,6 +106,10 @@ pub(crate) async fn open(
     req: HttpRequest,
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // A browser page opens an event stream as it opens a WebSocket: the same origin rule.
+    if let Some(refused) = super::guard::check_origin(&req, &state) {
+        return Ok(refused);
+    }
     let request = match super::ws::connect_request(&req) {
         Ok(r) => r,
         Err(e) => return Ok(super::ws::auth_response(&e)),
