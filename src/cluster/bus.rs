@@ -75,6 +75,17 @@ redis.call('PUBLISH', p .. ':cl:all', cjson.encode({t = 'node_down', node = dead
 return out
 "#;
 
+/// What one pipeline answered, and which replies matter.
+struct Round {
+    values: Vec<Value>,
+    /// Reply index of each node-directed publish with a failure note, in batch order.
+    watched: Vec<usize>,
+    /// Reply index of the heartbeat, when one was sent.
+    beat_at: Option<usize>,
+    /// The full presence was written.
+    full: bool,
+}
+
 struct Writer {
     shared: Arc<Shared>,
     conn: Option<Connection>,
@@ -169,84 +180,74 @@ impl Writer {
         }
     }
 
-    /// One round trip: the batch, the full presence when dirty, the heartbeat when due.
+    /// One round trip: the batch, the full presence when dirty, the heartbeat when due. A
+    /// connection that turns out dead (Redis restarted under it) is replaced and the round
+    /// sent once more before anything is given up.
     fn round(&mut self, batch: Vec<Cmd>) {
+        if self.shared.stale.swap(false, Ordering::AcqRel) && self.conn.is_some() {
+            // The listener lost Redis: this connection is likely dead too.
+            self.conn = None;
+            self.last_attempt = None;
+        }
         self.ensure_connected();
         if self.conn.is_none() {
             self.fail_all(batch, "Redis unreachable");
+            // The next attempt (and heartbeat) when the reconnect pause is over, not at once.
+            self.next_beat = Instant::now() + RECONNECT_EVERY;
             return;
-        }
-        let s = self.shared.clone();
-        let mut pipe = redis::pipe();
-        // Which reply belongs to a node-directed publish, with its failure note.
-        let mut watched: Vec<(usize, Arc<str>, FailNote)> = Vec::new();
-        let mut replies = 0usize;
-        let mut any = false;
-        let full = self.dirty;
-        if full {
-            replies += self.full_presence(&mut pipe);
-            any = true;
-        }
-        let mut fails_if_error: Vec<FailNote> = Vec::new();
-        for cmd in batch {
-            any = true;
-            match cmd {
-                Cmd::Publish { to, payload, fail } => {
-                    let chan = match &to {
-                        Some(n) => s.chan_node(n),
-                        None => s.chan_all(),
-                    };
-                    pipe.cmd("PUBLISH").arg(chan).arg(payload);
-                    if let (Some(n), Some(f)) = (to, fail) {
-                        watched.push((replies, n, f));
-                    }
-                    replies += 1;
-                }
-                Cmd::Touch(client) => replies += self.touch(&mut pipe, &client),
-                Cmd::Stop(_) => {}
-            }
         }
         let beat = Instant::now() >= self.next_beat;
-        let beat_at = replies;
+        let mut sent = self.send_round(&batch, beat);
+        if let Err(e) = &sent {
+            self.down(&e.to_string());
+            self.last_attempt = None;
+            self.ensure_connected();
+            if self.conn.is_some() {
+                sent = self.send_round(&batch, beat);
+                if let Err(e) = &sent {
+                    self.down(&e.to_string());
+                }
+            }
+        }
         if beat {
-            pipe.cmd("ZADD")
-                .arg(s.key_nodes())
-                .arg(now_ms())
-                .arg(&*s.node);
-            any = true;
-            self.next_beat = Instant::now() + Duration::from_millis(s.heartbeat_ms);
+            self.next_beat = Instant::now() + Duration::from_millis(self.shared.heartbeat_ms);
         }
-        if !any {
-            return;
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        match pipe.query::<Vec<Value>>(conn) {
-            Ok(values) => {
+        let s = self.shared.clone();
+        let notes = batch.into_iter().filter_map(|c| match c {
+            Cmd::Publish {
+                to: Some(node),
+                fail: Some(note),
+                ..
+            } => Some((node, note)),
+            _ => None,
+        });
+        match sent {
+            Ok(Round {
+                values,
+                watched,
+                beat_at,
+                full,
+            }) => {
                 s.bus_up.store(true, Ordering::Release);
                 if full {
                     self.dirty = false;
                 }
                 let mut failures = Vec::new();
-                for (i, node, note) in watched {
-                    let receivers = match values.get(i) {
-                        Some(Value::Int(n)) => *n,
-                        _ => 0,
-                    };
-                    if receivers == 0 {
-                        failures.extend(note_failures(
+                for ((node, note), i) in notes.zip(watched) {
+                    match values.get(i) {
+                        Some(Value::Int(n)) if *n > 0 => {
+                            s.published.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => failures.extend(note_failures(
                             note,
                             &format!("node {node} is not listening (gone?)"),
-                        ));
-                    } else {
-                        s.published.fetch_add(1, Ordering::Relaxed);
+                        )),
                     }
                 }
-                self.shared.report(failures);
-                if beat {
+                s.report(failures);
+                if let Some(at) = beat_at {
                     // 1: our entry was missing (reaped while we were away): write it all again.
-                    if matches!(values.get(beat_at), Some(Value::Int(1))) && !full {
+                    if matches!(values.get(at), Some(Value::Int(1))) && !full {
                         log::warn!(
                             "cluster: node {} was missing from the node list; writing its presence again",
                             s.node
@@ -257,15 +258,67 @@ impl Writer {
                 }
             }
             Err(e) => {
-                fails_if_error.extend(watched.into_iter().map(|(_, _, n)| n));
-                self.down(&e.to_string());
-                let failures = fails_if_error
-                    .into_iter()
-                    .flat_map(|n| note_failures(n, &format!("Redis error: {e}")))
+                let failures = notes
+                    .flat_map(|(_, n)| note_failures(n, &format!("Redis error: {e}")))
                     .collect();
-                self.shared.report(failures);
+                s.report(failures);
             }
         }
+    }
+
+    /// Builds and sends one pipeline for `batch`.
+    fn send_round(&mut self, batch: &[Cmd], beat: bool) -> redis::RedisResult<Round> {
+        let s = self.shared.clone();
+        let mut pipe = redis::pipe();
+        let mut watched = Vec::new();
+        let mut replies = 0usize;
+        let full = self.dirty;
+        if full {
+            self.full_presence(&mut pipe);
+        }
+        for cmd in batch {
+            match cmd {
+                Cmd::Publish { to, payload, fail } => {
+                    let chan = match to {
+                        Some(n) => s.chan_node(n),
+                        None => s.chan_all(),
+                    };
+                    pipe.cmd("PUBLISH").arg(chan).arg(payload.as_str());
+                    if to.is_some() && fail.is_some() {
+                        watched.push(replies);
+                    }
+                    replies += 1;
+                }
+                Cmd::Touch(client) => self.touch(&mut pipe, client),
+                Cmd::Stop(_) => {}
+            }
+        }
+        let beat_at = beat.then(|| {
+            pipe.cmd("ZADD")
+                .arg(s.key_nodes())
+                .arg(now_ms())
+                .arg(&*s.node);
+            replies
+        });
+        if !full && batch.is_empty() && beat_at.is_none() {
+            return Ok(Round {
+                values: Vec::new(),
+                watched,
+                beat_at,
+                full,
+            });
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let values = pipe.query::<Vec<Value>>(conn)?;
+        Ok(Round {
+            values,
+            watched,
+            beat_at,
+            full,
+        })
     }
 
     fn fail_all(&mut self, batch: Vec<Cmd>, why: &str) {
@@ -288,8 +341,8 @@ impl Writer {
         self.shared.report(failures);
     }
 
-    /// This node's sessions, written anew: answers the replies it adds.
-    fn full_presence(&self, pipe: &mut redis::Pipeline) -> usize {
+    /// This node's sessions, written anew (no replies: all ignored).
+    fn full_presence(&self, pipe: &mut redis::Pipeline) {
         let s = &self.shared;
         let key = s.key_sessions(&s.node);
         let table = s.router.read();
@@ -318,11 +371,10 @@ impl Writer {
             .arg(serde_json::to_string(&resync).unwrap_or_default())
             .ignore();
         pipe.cmd("EXEC").ignore();
-        0
     }
 
-    /// One session's current state: written and announced. Answers the replies it adds.
-    fn touch(&self, pipe: &mut redis::Pipeline, client: &ClientId) -> usize {
+    /// One session's current state: written and announced (no replies: all ignored).
+    fn touch(&self, pipe: &mut redis::Pipeline, client: &ClientId) {
         let s = &self.shared;
         let key = s.key_sessions(&s.node);
         let now = s
@@ -355,7 +407,6 @@ impl Writer {
             .arg(s.chan_all())
             .arg(serde_json::to_string(&msg).unwrap_or_default())
             .ignore();
-        0
     }
 
     /// Nodes whose heartbeat is older than the TTL: the first live node to see one takes it

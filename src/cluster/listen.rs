@@ -22,6 +22,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         match session(&shared) {
             Ok(()) => return,
             Err(e) => {
+                shared.stale.store(true, Ordering::Release);
                 if shared.listen_up.swap(false, Ordering::AcqRel) {
                     log::error!(
                         "cluster: lost Redis at {} (listener): {e}; reconnecting",

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     mirror: RwLock<Mirror>,
     bus_up: AtomicBool,
     listen_up: AtomicBool,
+    /// The listener lost Redis: the writer replaces its connection before the next round.
+    stale: AtomicBool,
     errors: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
@@ -214,6 +216,7 @@ impl Cluster {
             mirror: RwLock::new(Mirror::default()),
             bus_up: AtomicBool::new(false),
             listen_up: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
