@@ -210,6 +210,64 @@ fn redis_keeps_the_store_contract() {
 }
 
 #[test]
+fn cluster_nodes_own_their_records_and_delayed_messages() {
+    let redis = RedisServer::start();
+    // An owned store keeps the whole contract too.
+    let mut c = RedisStore::open(&redis.url(), "conf", true)
+        .expect("open")
+        .owned_by("n0");
+    conformance(&mut c);
+    let mut a = RedisStore::open(&redis.url(), "wsc", true)
+        .expect("open a")
+        .owned_by("n1");
+    let mut b = RedisStore::open(&redis.url(), "wsc", true)
+        .expect("open b")
+        .owned_by("n2");
+    let rec = |from: &str, id: &str| {
+        MessageRecord::new(
+            envelope(from, id, "x"),
+            RecordTarget::User("bob".into()),
+            true,
+            Duration::from_secs(1),
+        )
+    };
+    a.commit(&[], &[rec("alice", "1")], 10).expect("commit a");
+    b.commit(&[], &[rec("carol", "2")], 10).expect("commit b");
+    let keys = |s: &mut RedisStore| -> Vec<String> {
+        s.load_records()
+            .expect("load")
+            .iter()
+            .map(|r| r.key.to_string())
+            .collect()
+    };
+    assert_eq!(
+        keys(&mut a),
+        vec![MessageKey::new("alice", "1").to_string()]
+    );
+    assert_eq!(
+        keys(&mut b),
+        vec![MessageKey::new("carol", "2").to_string()]
+    );
+    // Readable from any node.
+    let other = b
+        .get_record(&MessageKey::new("alice", "1"))
+        .expect("get")
+        .expect("found through another node");
+    assert_eq!(other.key.id.as_str(), "1");
+    let later = DelayedItem {
+        target: RecordTarget::User("bob".into()),
+        envelope: envelope("alice", "d1", "later"),
+        due_ms: actix_wsc::model::now_ms() + 60_000,
+    };
+    a.save_delayed(&later).expect("save delayed");
+    assert_eq!(a.load_delayed().expect("a").len(), 1);
+    assert!(
+        b.load_delayed().expect("b").is_empty(),
+        "only its owner sends it"
+    );
+}
+
+#[test]
 fn two_prefixes_share_one_redis_without_mixing() {
     let redis = RedisServer::start();
     let mut a = RedisStore::open(&redis.url(), "app-a", true).expect("open a");

@@ -51,7 +51,7 @@ if (not score) or tonumber(score) >= cutoff then
 end
 redis.call('ZREM', p .. ':cl:nodes', dead)
 redis.call('DEL', p .. ':cl:sess:' .. dead)
-local out = {'reaped'}
+local out = {'reaped', '0'}
 local keys = redis.call('SMEMBERS', p .. ':recown:' .. dead)
 for _, k in ipairs(keys) do
   redis.call('SADD', p .. ':recown:' .. me, k)
@@ -64,6 +64,13 @@ for _, k in ipairs(keys) do
   end
 end
 redis.call('DEL', p .. ':recown:' .. dead)
+out[2] = tostring(#out - 2)
+local delayed = redis.call('HGETALL', p .. ':delayed:' .. dead)
+for j = 1, #delayed, 2 do
+  redis.call('HSET', p .. ':delayed:' .. me, delayed[j], delayed[j + 1])
+  table.insert(out, delayed[j + 1])
+end
+redis.call('DEL', p .. ':delayed:' .. dead)
 redis.call('PUBLISH', p .. ':cl:all', cjson.encode({t = 'node_down', node = dead, by = me}))
 return out
 "#;
@@ -388,14 +395,20 @@ impl Writer {
                 .invoke(conn);
             match out {
                 Ok(v) if v.first().map(String::as_str) == Some("reaped") => {
+                    let n: usize = v.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+                    let mut rest = v.into_iter().skip(2);
+                    let records: Vec<String> = rest.by_ref().take(n).collect();
+                    let delayed: Vec<String> = rest.collect();
                     log::warn!(
-                        "cluster: node {dead} missed its heartbeat for {} ms: taken over ({} records in flight adopted)",
+                        "cluster: node {dead} missed its heartbeat for {} ms: taken over ({} records not settled, {} delayed messages adopted)",
                         s.ttl_ms,
-                        v.len() - 1
+                        records.len(),
+                        delayed.len()
                     );
                     s.to_inbound(Reaped {
                         node: dead,
-                        records: v.into_iter().skip(1).collect(),
+                        records,
+                        delayed,
                     });
                 }
                 Ok(_) => {}

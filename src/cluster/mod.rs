@@ -37,7 +37,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::config::Config;
-use crate::hub::{CloseLocal, GroupLocal, Hub, RedeliverStored};
+use crate::hub::{AdoptDelayed, CloseLocal, GroupLocal, Hub, RedeliverStored};
 use crate::model::{
     DeliveryFailed, MessageRecord, RecordTarget, RouteReport, SessionFailure, Target,
 };
@@ -539,6 +539,7 @@ pub(crate) struct NodeSnapshot {
 pub(crate) struct Reaped {
     pub node: String,
     pub records: Vec<String>,
+    pub delayed: Vec<String>,
 }
 
 /// Acts on what other nodes say: deliveries to local sessions, acks for records held here,
@@ -689,6 +690,23 @@ impl Handler<Reaped> for ClusterActor {
             })
             .collect();
         s.rel.adopt(records);
+        let delayed: Vec<crate::store::DelayedItem> = msg
+            .delayed
+            .iter()
+            .filter_map(|json| match serde_json::from_str(json) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    log::error!(
+                        "cluster: unreadable delayed message of dead node {}: {e}",
+                        msg.node
+                    );
+                    None
+                }
+            })
+            .collect();
+        if !delayed.is_empty() {
+            self.to_hub(AdoptDelayed { items: delayed });
+        }
         self.gone(gone);
     }
 }

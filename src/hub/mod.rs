@@ -29,7 +29,7 @@ pub use messages::*;
 pub use metrics_query::GetMetrics;
 pub use queries::{GetReliability, GetSupervisors};
 pub use reliable::*;
-pub use remote::{CloseLocal, GroupLocal, RedeliverStored};
+pub use remote::{AdoptDelayed, CloseLocal, GroupLocal, RedeliverStored};
 
 pub use crate::model::{RouteReport, SessionFailure, SessionInfo, SessionPredicate, Target};
 pub use crate::routing::{HubStats, Router, RoutingTable, Selection, SessionEntry, SessionHandle};

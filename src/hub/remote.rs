@@ -40,6 +40,27 @@ pub struct RedeliverStored {
     pub user: UserId,
 }
 
+/// Delayed messages of a dead node this node took over: sent here at their due time.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AdoptDelayed {
+    /// The messages.
+    pub items: Vec<crate::store::DelayedItem>,
+}
+
+impl Handler<AdoptDelayed> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdoptDelayed, ctx: &mut Context<Self>) {
+        log::info!(
+            "adopted {} delayed messages of a dead node",
+            msg.items.len()
+        );
+        self.delayed.load(msg.items);
+        self.delayed.arm(ctx);
+    }
+}
+
 impl Hub {
     /// Tells other nodes that a local session changed (cluster mode).
     pub(super) fn announce(&self, client: &crate::protocol::ClientId) {

@@ -13,6 +13,7 @@
 //! | `P:delayed` | hash | message key -> delayed message (JSON) |
 //! | `P:recowner` | hash | cluster mode: message key -> the node that owns the record |
 //! | `P:recown:{node}` | set | cluster mode: keys of the records a node owns (what it loads) |
+//! | `P:delayed:{node}` | hash | cluster mode: a node's delayed messages (instead of `P:delayed`) |
 //!
 //! A message key is the JSON array `["from","id"]`. A commit runs as one Lua script, so it
 //! is atomic like the SQLite transaction, and, with `appendfsync always`, durable when it
@@ -198,6 +199,15 @@ impl RedisStore {
     pub fn owned_by(mut self, node: &str) -> Self {
         self.owner = Some(node.to_string());
         self
+    }
+
+    /// Delayed messages: one hash per node in cluster mode (a node sends only its own; a
+    /// dead node's are taken over with its records).
+    fn delayed_key(&self) -> String {
+        match &self.owner {
+            Some(o) => self.k(&format!("delayed:{o}")),
+            None => self.k("delayed"),
+        }
     }
 
     fn k(&self, name: &str) -> String {
@@ -424,7 +434,7 @@ impl Store for RedisStore {
     fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
         let json = serde_json::to_string(item).map_err(backend)?;
         let _: Value = redis::cmd("HSET")
-            .arg(self.k("delayed"))
+            .arg(self.delayed_key())
             .arg(key_of(&item.key()))
             .arg(json)
             .query(&mut self.conn)
@@ -434,7 +444,7 @@ impl Store for RedisStore {
 
     fn remove_delayed(&mut self, key: &MessageKey) -> Result<(), StoreError> {
         let _: Value = redis::cmd("HDEL")
-            .arg(self.k("delayed"))
+            .arg(self.delayed_key())
             .arg(key_of(key))
             .query(&mut self.conn)
             .map_err(backend)?;
@@ -443,7 +453,7 @@ impl Store for RedisStore {
 
     fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError> {
         let all: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(self.k("delayed"))
+            .arg(self.delayed_key())
             .query(&mut self.conn)
             .map_err(backend)?;
         let mut out = Vec::with_capacity(all.len());
