@@ -188,6 +188,10 @@ async fn redis_back_on_the_same_port_the_nodes_reconnect_by_themselves() {
         restarted.elapsed().as_millis()
     );
     let (status, answer) = n1.send(&text_to("carol", "cross after restart")).await;
+    eprintln!(
+        "OBSERVED: first cross-node send {} ms after the Redis restart: {status} {answer}",
+        restarted.elapsed().as_millis()
+    );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "accepted", "{answer}");
     expect_content(&mut carol, "cross after restart", WAIT, "carol on n2").await;
