@@ -233,6 +233,12 @@ pub(crate) struct EnqueueOffline {
 
 /// Gathers writes for a short window and commits them together. Supervised: a restart keeps
 /// its pending items (the actor object survives) and changed records stay in the book.
+///
+/// Group commit: at most [`MAX_IN_FLIGHT`] commits are in flight (one running, one queued
+/// behind it, so the store thread never waits for this actor). What arrives meanwhile goes
+/// in the next transaction, sent the moment one is durable (up to about `max_batch` items
+/// each), so under load transactions grow instead of queueing one small commit per window
+/// behind the store thread.
 pub(crate) struct StoreWriter {
     store: Addr<StoreActor>,
     source: Arc<dyn RecordSource>,
@@ -242,18 +248,55 @@ pub(crate) struct StoreWriter {
     max_batch: usize,
     cap: usize,
     items: Vec<OfflineItem>,
-    waiters: Vec<oneshot::Sender<Result<(), StoreError>>>,
+    /// Each enqueue's answer, with how many of `items` it added (in order).
+    waiters: Vec<(oneshot::Sender<Result<(), StoreError>>, usize)>,
     flush_armed: bool,
+    /// Commits sent to the store actor and not answered yet.
+    in_flight: usize,
 }
+
+/// Commits the writer keeps sent to the store thread at once.
+const MAX_IN_FLIGHT: usize = 2;
 
 impl StoreWriter {
     fn arm(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight >= MAX_IN_FLIGHT {
+            // The commit in flight takes the next batch with it when it ends.
+            return;
+        }
         if self.items.len() >= self.max_batch {
             self.flush(false, None, ctx);
         } else if !self.flush_armed {
             self.flush_armed = true;
             ctx.run_later(self.window, |act, ctx| act.flush(false, None, ctx));
         }
+    }
+
+    /// The first waiters whose items add up to about `max_batch` (all of them when `all`),
+    /// and those items.
+    fn take_batch(
+        &mut self,
+        all: bool,
+    ) -> (
+        Vec<OfflineItem>,
+        Vec<oneshot::Sender<Result<(), StoreError>>>,
+    ) {
+        let mut n_items = 0;
+        let mut n_waiters = 0;
+        for (_, n) in &self.waiters {
+            if !all && n_items > 0 && n_items + n > self.max_batch {
+                break;
+            }
+            n_items += n;
+            n_waiters += 1;
+        }
+        let waiters = self.waiters.drain(..n_waiters).map(|(w, _)| w).collect();
+        let items = if n_items >= self.items.len() {
+            std::mem::take(&mut self.items)
+        } else {
+            self.items.drain(..n_items).collect()
+        };
+        (items, waiters)
     }
 
     fn flush(
@@ -263,6 +306,9 @@ impl StoreWriter {
         ctx: &mut Context<Self>,
     ) {
         self.flush_armed = false;
+        if self.in_flight >= MAX_IN_FLIGHT && done.is_none() {
+            return; // a commit in flight flushes again when it ends
+        }
         let records = self.source.take_changed(now_ms(), all);
         if self.items.is_empty() && records.is_empty() {
             if let Some(done) = done {
@@ -271,8 +317,7 @@ impl StoreWriter {
             }
             return;
         }
-        let items = std::mem::take(&mut self.items);
-        let mut waiters = std::mem::take(&mut self.waiters);
+        let (items, mut waiters) = self.take_batch(all);
         waiters.extend(done);
         let n_records = records.len();
         let commit = Commit {
@@ -282,6 +327,7 @@ impl StoreWriter {
         };
         let failures = self.failures.clone();
         let fut = self.store.send(commit);
+        self.in_flight += 1;
         ctx.spawn(
             async move {
                 let result = fut.await.unwrap_or(Err(StoreError::Unavailable));
@@ -323,7 +369,18 @@ impl StoreWriter {
                     }
                 }
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                act.in_flight = act.in_flight.saturating_sub(1);
+                if act.items.len() >= act.max_batch || (act.in_flight == 0 && !act.items.is_empty())
+                {
+                    // A full batch, or items that waited for the store: send them now.
+                    act.flush(false, None, ctx);
+                } else {
+                    // Records that changed meanwhile wait for the window as usual.
+                    act.arm(ctx);
+                }
+            }),
         );
     }
 }
@@ -336,6 +393,8 @@ impl Supervised for StoreWriter {
     fn restarting(&mut self, _: &mut Context<Self>) {
         log::warn!("store writer restarting");
         self.flush_armed = false;
+        // Commits in flight were dropped with the old context (their callers were told).
+        self.in_flight = 0;
         (self.on_restart)("store_writer");
     }
 }
@@ -345,7 +404,7 @@ impl Handler<EnqueueOffline> for StoreWriter {
 
     fn handle(&mut self, m: EnqueueOffline, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.waiters.push(tx);
+        self.waiters.push((tx, m.items.len()));
         self.items.extend(m.items);
         self.arm(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) })
@@ -426,6 +485,7 @@ impl StoreHandle {
             items: Vec::new(),
             waiters: Vec::new(),
             flush_armed: false,
+            in_flight: 0,
         };
         let writer = Supervisor::start(move |_| writer);
         StoreHandle { writer, actor }

@@ -1,5 +1,6 @@
 //! The embedded durable backend: SQLite (bundled) in WAL mode.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -46,6 +47,13 @@ pub struct SqliteStore {
     path: PathBuf,
     dir: PathBuf,
     max_bytes: u64,
+    /// Rows in each user's offline queue, as far as this connection knows (read with one
+    /// `COUNT` the first time a commit touches the user, then kept up to date by every
+    /// change this store makes). A commit trims only users over the cap, instead of walking
+    /// every touched user's queue each batch. Cleared by `purge`.
+    queued: HashMap<UserId, usize>,
+    /// Reused JSON buffer.
+    json: Vec<u8>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -76,6 +84,8 @@ impl SqliteStore {
             path,
             dir: dir.to_path_buf(),
             max_bytes,
+            queued: HashMap::new(),
+            json: Vec::new(),
         };
         store.migrate()?;
         if max_bytes > 0 {
@@ -184,6 +194,111 @@ fn item_from_row(
     }
 }
 
+/// One transaction: the offline rows, the trim of users over `cap`, the records. `counts`
+/// gets the queue length of every touched user after the batch.
+fn commit_batch<'a>(
+    conn: &Connection,
+    queued: &HashMap<UserId, usize>,
+    json: &mut Vec<u8>,
+    counts: &mut HashMap<&'a UserId, usize>,
+    items: &'a [OfflineItem],
+    records: &[MessageRecord],
+    cap: usize,
+) -> Result<BatchOutcome, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let mut out = BatchOutcome::default();
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO offline (user_id, from_user, message_id, envelope, stored_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(backend)?;
+        let mut order: Vec<&UserId> = Vec::new();
+        let mut count = tx
+            .prepare_cached("SELECT COUNT(*) FROM offline WHERE user_id = ?1")
+            .map_err(backend)?;
+        for item in items {
+            json.clear();
+            serde_json::to_writer(&mut *json, &item.envelope).map_err(backend)?;
+            let text = std::str::from_utf8(json).map_err(backend)?;
+            let added = insert
+                .execute(params![
+                    item.user_id.as_str(),
+                    item.envelope.from.as_str(),
+                    item.envelope.id.as_str(),
+                    text,
+                    item.stored_ms as i64,
+                    item.expires_ms as i64
+                ])
+                .map_err(backend)?;
+            match counts.get_mut(&item.user_id) {
+                Some(n) => *n += added,
+                None => {
+                    // First row of this user in the batch: its length so far, counted
+                    // once per connection (this row included).
+                    let n = match queued.get(&item.user_id) {
+                        Some(q) => q + added,
+                        None => count
+                            .query_row(params![item.user_id.as_str()], |r| r.get::<_, i64>(0))
+                            .map_err(backend)? as usize,
+                    };
+                    counts.insert(&item.user_id, n);
+                    order.push(&item.user_id);
+                }
+            }
+        }
+        let mut over = tx
+            .prepare_cached(
+                "SELECT seq, envelope, stored_ms, expires_ms FROM offline WHERE user_id = ?1
+                 ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+            )
+            .map_err(backend)?;
+        let mut delete = tx
+            .prepare_cached("DELETE FROM offline WHERE seq = ?1")
+            .map_err(backend)?;
+        for user in order {
+            let Some(n) = counts.get_mut(user).filter(|n| **n > cap) else {
+                continue;
+            };
+            let rows: Vec<(i64, String, i64, i64)> = over
+                .query_map(params![user.as_str(), cap as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for (seq, json, stored, expires) in rows.into_iter().rev() {
+                *n = n.saturating_sub(delete.execute(params![seq]).map_err(backend)?);
+                if let Some(item) = item_from_row(user, &json, stored, expires, seq) {
+                    out.dropped.push(item);
+                }
+            }
+        }
+        let mut save = tx
+            .prepare_cached(
+                "INSERT INTO records (from_user, id, record, final, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (from_user, id) DO UPDATE SET record = excluded.record, final = excluded.final",
+            )
+            .map_err(backend)?;
+        for r in records {
+            json.clear();
+            serde_json::to_writer(&mut *json, r).map_err(backend)?;
+            let text = std::str::from_utf8(json).map_err(backend)?;
+            save.execute(params![
+                r.key.from.as_str(),
+                r.key.id.as_str(),
+                text,
+                r.is_final() as i64,
+                r.created_ms as i64
+            ])
+            .map_err(backend)?;
+        }
+    }
+    tx.commit().map_err(backend)?;
+    Ok(out)
+}
+
 impl Store for SqliteStore {
     fn commit(
         &mut self,
@@ -191,76 +306,35 @@ impl Store for SqliteStore {
         records: &[MessageRecord],
         cap: usize,
     ) -> Result<BatchOutcome, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
-        let mut out = BatchOutcome::default();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO offline (user_id, from_user, message_id, envelope, stored_ms, expires_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(backend)?;
-            let mut users: Vec<&UserId> = Vec::new();
-            for item in items {
-                let json = serde_json::to_string(&item.envelope).map_err(backend)?;
-                insert
-                    .execute(params![
-                        item.user_id.as_str(),
-                        item.envelope.from.as_str(),
-                        item.envelope.id.as_str(),
-                        json,
-                        item.stored_ms as i64,
-                        item.expires_ms as i64
-                    ])
-                    .map_err(backend)?;
-                if !users.contains(&&item.user_id) {
-                    users.push(&item.user_id);
-                }
-            }
-            let mut over = tx
-                .prepare_cached(
-                    "SELECT seq, envelope, stored_ms, expires_ms FROM offline WHERE user_id = ?1
-                     ORDER BY seq DESC LIMIT -1 OFFSET ?2",
-                )
-                .map_err(backend)?;
-            let mut delete = tx
-                .prepare_cached("DELETE FROM offline WHERE seq = ?1")
-                .map_err(backend)?;
-            for user in users {
-                let rows: Vec<(i64, String, i64, i64)> = over
-                    .query_map(params![user.as_str(), cap as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .map_err(backend)?
-                    .collect::<Result<_, _>>()
-                    .map_err(backend)?;
-                for (seq, json, stored, expires) in rows.into_iter().rev() {
-                    delete.execute(params![seq]).map_err(backend)?;
-                    if let Some(item) = item_from_row(user, &json, stored, expires, seq) {
-                        out.dropped.push(item);
+        // Queue lengths after this batch, applied to `self.queued` only once it committed.
+        let mut counts: HashMap<&UserId, usize> = HashMap::new();
+        let result = commit_batch(
+            &self.conn,
+            &self.queued,
+            &mut self.json,
+            &mut counts,
+            items,
+            records,
+            cap,
+        );
+        match result {
+            Ok(out) => {
+                for (user, n) in counts {
+                    match self.queued.get_mut(user) {
+                        Some(q) => *q = n,
+                        None => {
+                            self.queued.insert(user.clone(), n);
+                        }
                     }
                 }
+                Ok(out)
             }
-            let mut save = tx
-                .prepare_cached(
-                    "INSERT INTO records (from_user, id, record, final, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (from_user, id) DO UPDATE SET record = excluded.record, final = excluded.final",
-                )
-                .map_err(backend)?;
-            for r in records {
-                let json = serde_json::to_string(r).map_err(backend)?;
-                save.execute(params![
-                    r.key.from.as_str(),
-                    r.key.id.as_str(),
-                    json,
-                    r.is_final() as i64,
-                    r.created_ms as i64
-                ])
-                .map_err(backend)?;
+            Err(e) => {
+                // Rolled back: what the database holds is read again when next needed.
+                self.queued.clear();
+                Err(e)
             }
         }
-        tx.commit().map_err(backend)?;
-        Ok(out)
     }
 
     fn fetch_offline(
@@ -314,10 +388,14 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(backend)?;
+        if let Some(q) = self.queued.get_mut(user) {
+            *q = q.saturating_sub(n);
+        }
         Ok(n)
     }
 
     fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError> {
+        self.queued.clear();
         let a = self
             .conn
             .execute(
