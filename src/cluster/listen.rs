@@ -126,6 +126,18 @@ fn session(shared: &Arc<Shared>) -> redis::RedisResult<()> {
             continue;
         }
         shared.received.fetch_add(1, Ordering::Relaxed);
+        if let Wire::Deliver {
+            target,
+            exclude,
+            envelope,
+            ..
+        } = wire
+        {
+            // Straight to the local sessions from this thread (routing is thread-safe): no
+            // hop through an actor on the hot path.
+            super::deliver_here(shared, &target, exclude.as_ref(), envelope);
+            continue;
+        }
         if let Wire::Resync { node } = &wire {
             let sessions = read_node(shared, &mut reader, node)?;
             shared.to_inbound(NodeSnapshot {

@@ -477,10 +477,9 @@ impl Remote for Cluster {
     }
 
     fn stored_for(&self, user: &UserId) {
+        // Published even when no other node is known to hold the user: it may have connected
+        // elsewhere a moment ago, after its backlog was read there.
         let s = &self.shared;
-        if !s.mirror().table.is_online(user) {
-            return;
-        }
         let wire = Wire::Stored {
             origin: s.node.to_string(),
             user: user.clone(),
@@ -514,6 +513,21 @@ impl Remote for Cluster {
             received: s.received.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Delivers what another node sent to this node's sessions; what misses is reported here.
+fn deliver_here(
+    s: &Shared,
+    target: &RecordTarget,
+    exclude: Option<&ClientId>,
+    envelope: crate::protocol::Envelope,
+) {
+    let envelope = Arc::new(envelope);
+    let frame = OutboundFrame::new(envelope.clone(), Source::Live);
+    let report = s
+        .router
+        .route_frame_local(&target.to_target(), &frame, exclude, false);
+    s.rel.report(report.failures(&envelope));
 }
 
 /// A message from another node.
@@ -593,17 +607,7 @@ impl Handler<Inbound> for ClusterActor {
                 exclude,
                 envelope,
                 ..
-            } => {
-                let envelope = Arc::new(envelope);
-                let frame = OutboundFrame::new(envelope.clone(), Source::Live);
-                let report = s.router.route_frame_local(
-                    &target.to_target(),
-                    &frame,
-                    exclude.as_ref(),
-                    false,
-                );
-                s.rel.report(report.failures(&envelope));
-            }
+            } => deliver_here(s, &target, exclude.as_ref(), envelope),
             Wire::Ack { user, id, from, .. } => {
                 s.rel.ack_here(&user, &id, from.as_ref());
             }
