@@ -416,6 +416,15 @@ impl Reliability {
             let res = stored.await;
             match &res {
                 Ok(()) => {
+                    if let Some(remote) = rel.router().remote() {
+                        // Cluster mode: the user may have connected on another node after
+                        // its backlog was read there; that node delivers the copy.
+                        for u in users.iter().filter(|u| !redeliver.contains(u)) {
+                            if !rel.stopping() && !rel.router().read().is_online(u) {
+                                remote.stored_for(u);
+                            }
+                        }
+                    }
                     for u in &redeliver {
                         if !rel.stopping() && !rel.router().read().is_online(u) {
                             // Online on another node meanwhile: that node delivers it.
