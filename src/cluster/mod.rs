@@ -477,7 +477,7 @@ impl Remote for Cluster {
     }
 
     fn stored_for(&self, user: &UserId) {
-        // Published even when no other node is known to hold the user: it may have connected
+        // Published although no other node is known to hold the user: it may have connected
         // elsewhere a moment ago, after its backlog was read there.
         let s = &self.shared;
         let wire = Wire::Stored {

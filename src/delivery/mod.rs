@@ -417,10 +417,12 @@ impl Reliability {
             match &res {
                 Ok(()) => {
                     if let Some(remote) = rel.router().remote() {
-                        // Cluster mode: the user may have connected on another node after
-                        // its backlog was read there; that node delivers the copy.
+                        // Cluster mode: a user offline everywhere as far as this node knows
+                        // may have connected on another node a moment ago, after its backlog
+                        // was read there; that node delivers the copy. (A user known to be
+                        // online, who did not ack, gets it on its next connection.)
                         for u in users.iter().filter(|u| !redeliver.contains(u)) {
-                            if !rel.stopping() && !rel.router().read().is_online(u) {
+                            if !rel.stopping() && !rel.router().is_online_anywhere(u) {
                                 remote.stored_for(u);
                             }
                         }
