@@ -230,6 +230,16 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// A stored record; an unreadable one is an error naming it (never skipped quietly).
+    fn record_of(&self, key: &str, json: &str) -> Result<MessageRecord, StoreError> {
+        serde_json::from_str(json).map_err(|e| {
+            StoreError::Backend(format!(
+                "unreadable message record {key} in redis {}: {e}",
+                redacted(&self.url)
+            ))
+        })
+    }
+
     fn load_owned(&mut self, owner: &str) -> Result<Vec<MessageRecord>, StoreError> {
         let set = self.k(&format!("recown:{owner}"));
         let keys: Vec<String> = redis::cmd("SMEMBERS")
@@ -245,13 +255,7 @@ impl RedisStore {
                 .map_err(backend)?;
             for (k, json) in chunk.iter().zip(jsons) {
                 let Some(json) = json else { continue };
-                let record = serde_json::from_str(&json).map_err(|e| {
-                    StoreError::Backend(format!(
-                        "unreadable message record {k} in redis {}: {e}",
-                        redacted(&self.url)
-                    ))
-                })?;
-                out.push(record);
+                out.push(self.record_of(k, &json)?);
             }
         }
         Ok(out)
@@ -391,13 +395,7 @@ impl Store for RedisStore {
                 .query(&mut self.conn)
                 .map_err(backend)?;
             for (k, json) in pairs {
-                let record = serde_json::from_str(&json).map_err(|e| {
-                    StoreError::Backend(format!(
-                        "unreadable message record {k} in redis {}: {e}",
-                        redacted(&self.url)
-                    ))
-                })?;
-                out.push(record);
+                out.push(self.record_of(&k, &json)?);
             }
             if next == 0 {
                 return Ok(out);
