@@ -7,43 +7,6 @@ use actix_wsc::config::{Config, LimitsConfig, SessionOverflow};
 use common::*;
 use serde_json::{json, Value};
 
-/// Sends a WebSocket upgrade request by hand (raw TCP: the refusal closes the connection)
-/// and returns the refusal's status and JSON body.
-async fn refused_upgrade(url: &str, origin: Option<&str>) -> (u16, Value) {
-    let rest = url.strip_prefix("ws://").expect("ws:// url");
-    let (host, path) = rest.split_at(rest.find('/').expect("path"));
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    );
-    if let Some(o) = origin {
-        req.push_str(&format!("Origin: {o}\r\n"));
-    }
-    req.push_str("\r\n");
-    let host = host.to_owned();
-    let raw = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&host).expect("connect");
-        s.set_read_timeout(Some(WAIT)).expect("timeout");
-        s.write_all(req.as_bytes()).expect("write");
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).expect("read to the server's close");
-        String::from_utf8_lossy(&out).into_owned()
-    })
-    .await
-    .expect("join");
-    let status: u16 = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
-    assert_ne!(status, 101, "upgrade to {url} was accepted");
-    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let v: Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON error body ({e}): {raw:?}"));
-    (status, v)
-}
-
 fn with_limits(f: impl FnOnce(&mut LimitsConfig)) -> Config {
     let mut c = fast_config();
     f(&mut c.limits);
@@ -61,7 +24,7 @@ async fn max_connections_refuses_with_503_json_until_one_leaves() {
     let server = serve(with_limits(|l| l.max_connections = 2)).await;
     let (a, _) = connect(&server, "user_id=a").await;
     let (_b, _) = connect(&server, "user_id=b").await;
-    let (status, v) = refused_upgrade(&server.ws_url("user_id=c"), None).await;
+    let (status, v) = refused_upgrade(&server.ws_url("user_id=c")).await;
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["error"]["code"], "too_many_connections", "{v}");
     assert!(v["error"]["message"]
@@ -85,7 +48,7 @@ async fn sessions_per_user_refused_with_429() {
     .await;
     let (_a1, _) = connect(&server, "user_id=a&client_id=a1").await;
     let (_a2, _) = connect(&server, "user_id=a&client_id=a2").await;
-    let (status, v) = refused_upgrade(&server.ws_url("user_id=a&client_id=a3"), None).await;
+    let (status, v) = refused_upgrade(&server.ws_url("user_id=a&client_id=a3")).await;
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["code"], "too_many_sessions", "{v}");
     // Another user is not affected, and reusing a client id replaces instead of counting.
@@ -208,7 +171,7 @@ async fn sustained_flood_is_closed_with_1008_and_acks_pings_are_free() {
 async fn browser_origins_are_checked() {
     let server = serve(fast_config()).await;
     let url = server.ws_url("user_id=a");
-    let (status, v) = refused_upgrade(&url, Some("http://evil.example")).await;
+    let (status, v) = refused_upgrade_from(&url, Some("http://evil.example")).await;
     assert_eq!(status, 403, "{v}");
     assert_eq!(v["error"]["code"], "origin_not_allowed", "{v}");
     let same = format!("http://{}", server.addr);
@@ -231,7 +194,7 @@ async fn browser_origins_are_checked() {
         .await;
     assert!(ok.is_ok(), "listed origin is allowed: {:?}", ok.err());
     let same = format!("http://{}", server.addr);
-    let (status, _) = refused_upgrade(&url, Some(&same)).await;
+    let (status, _) = refused_upgrade_from(&url, Some(&same)).await;
     assert_eq!(status, 403, "a list replaces the same-origin rule");
 }
 

@@ -608,3 +608,61 @@ pub async fn get_text(url: &str, key: Option<&str>) -> (u16, String) {
     let body = resp.body().limit(8 << 20).await.expect("GET body");
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// Sends a hand-made WebSocket upgrade over raw TCP and returns the refusal's status and
+/// JSON body (panics when the upgrade is accepted), with an `Origin` header when given.
+pub async fn refused_upgrade_from(url: &str, origin: Option<&str>) -> (u16, Value) {
+    let rest = url.strip_prefix("ws://").expect("ws:// url");
+    let (host, path) = rest.split_at(rest.find('/').expect("path"));
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    if let Some(o) = origin {
+        req.push_str(&format!("Origin: {o}\r\n"));
+    }
+    req.push_str("\r\n");
+    let host = host.to_owned();
+    let raw = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&host).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the server closes, or until the head and a JSON body are in.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&out);
+            if text.starts_with("HTTP/1.1 101") {
+                break;
+            }
+            if let Some((_, body)) = text.split_once("\r\n\r\n") {
+                if serde_json::from_str::<Value>(body).is_ok() {
+                    break;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .expect("join");
+    let status: u16 = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+    assert_ne!(status, 101, "upgrade to {url} was accepted");
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON error body ({e}): {raw:?}"));
+    (status, v)
+}
+
+/// [`refused_upgrade_from`] without an `Origin` header.
+pub async fn refused_upgrade(url: &str) -> (u16, Value) {
+    refused_upgrade_from(url, None).await
+}
