@@ -72,6 +72,17 @@ async fn require_ack_across_nodes_is_acked_at_the_recipients_node_and_readable_e
         let r = node.wait_record("m1", "alice", "acked", WAIT).await;
         assert_eq!(r["status"], "acked", "{}: {r}", node.id);
     }
+    // Without `?from=`, too: a node that does not hold the record finds it in the shared
+    // store (n3 never saw m1; n2 only delivered it).
+    for node in &c.nodes {
+        let (status, r) = node.get("/api/messages/m1").await;
+        assert_eq!(status, 200, "GET /api/messages/m1 on {}: {r}", node.id);
+        assert_eq!(r["status"], "acked", "{}: {r}", node.id);
+        assert_eq!(r["from"], "alice", "{}: {r}", node.id);
+    }
+    let (status, r) = c.node(2).get("/api/messages/no-such-id").await;
+    assert_eq!(status, 404, "{r}");
+    assert_eq!(r["error"]["code"], "not_found", "{r}");
     // Acked: no resend after the ack timeout (1.5 s).
     bob.assert_no_app_within(
         Duration::from_millis(c.opts.ack_timeout_ms + 700),

@@ -89,6 +89,61 @@ async fn p2p_between_nodes_in_both_directions_keeps_order() {
     alice.assert_quiet_as("alice").await;
 }
 
+/// `stats.cluster.{published,received}` of `node`: deliveries sent to and taken from other
+/// nodes.
+async fn delivery_counts(node: &Node) -> (u64, u64) {
+    let (status, v) = node.get("/api/stats").await;
+    assert_eq!(status, 200, "GET /api/stats: {v}");
+    let c = &v["cluster"];
+    let n = |k: &str| {
+        c[k].as_u64()
+            .unwrap_or_else(|| panic!("stats.cluster.{k} in {v}"))
+    };
+    (n("published"), n("received"))
+}
+
+#[actix_web::test]
+async fn p2p_goes_only_to_the_nodes_that_hold_the_recipient() {
+    let c = Cluster::start(3).await;
+    let (n1, n2, n3) = (c.node(0), c.node(1), c.node(2));
+    let mut alice = n1.client("user_id=alice").await;
+    let mut bob = n2.client("user_id=bob").await;
+    let mut carol = n3.client("user_id=carol").await;
+    for n in [n1, n2, n3] {
+        n.wait_sessions("bob", 1).await;
+        n.wait_sessions("carol", 1).await;
+    }
+    let before = [
+        delivery_counts(n1).await,
+        delivery_counts(n2).await,
+        delivery_counts(n3).await,
+    ];
+    const N: u64 = 25;
+    for i in 0..N {
+        alice.send_json(&text_to("bob", &format!("p{i}"))).await;
+    }
+    for i in 0..N {
+        let m = bob.expect_app(WAIT, "alice's message on n2").await;
+        assert_eq!(m["content"], format!("p{i}"), "{m}");
+    }
+    carol.assert_quiet_as("carol on n3").await;
+    let after = [
+        delivery_counts(n1).await,
+        delivery_counts(n2).await,
+        delivery_counts(n3).await,
+    ];
+    assert_eq!(
+        after[0].0 - before[0].0,
+        N,
+        "n1 published each message once"
+    );
+    assert_eq!(after[1].1 - before[1].1, N, "n2 received each message once");
+    assert_eq!(
+        after[2], before[2],
+        "n3 holds no session of bob: it neither received nor sent a delivery"
+    );
+}
+
 async fn join(c: &mut Client, group: &str, id: &str) {
     c.send_json(&json!({"type": "join", "group": group, "id": id}))
         .await;

@@ -34,7 +34,7 @@ pub(crate) enum Cmd {
     /// receives (the node is gone) fails `fail`'s sessions.
     Publish {
         to: Option<Arc<str>>,
-        payload: String,
+        payload: Vec<u8>,
         fail: Option<FailNote>,
     },
     /// A local session changed: write and announce its current state.
@@ -283,7 +283,7 @@ impl Writer {
                         Some(n) => s.chan_node(n),
                         None => s.chan_all(),
                     };
-                    pipe.cmd("PUBLISH").arg(chan).arg(payload.as_str());
+                    pipe.cmd("PUBLISH").arg(chan).arg(&payload[..]);
                     if to.is_some() && fail.is_some() {
                         watched.push(replies);
                     }

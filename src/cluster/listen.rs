@@ -111,6 +111,13 @@ fn session(shared: &Arc<Shared>) -> redis::RedisResult<()> {
                 continue;
             }
         };
+        if payload.first() == Some(&super::wire::DELIVERY_TAG) {
+            // Straight to the local sessions from this thread (routing is thread-safe): no
+            // hop through an actor on the hot path. A node never delivers to itself.
+            shared.received.fetch_add(1, Ordering::Relaxed);
+            super::deliver_here(shared, &payload);
+            continue;
+        }
         let wire: Wire = match serde_json::from_slice(&payload) {
             Ok(w) => w,
             Err(e) => {
@@ -123,19 +130,6 @@ fn session(shared: &Arc<Shared>) -> redis::RedisResult<()> {
             }
         };
         if wire.origin() == &*shared.node {
-            continue;
-        }
-        shared.received.fetch_add(1, Ordering::Relaxed);
-        if let Wire::Deliver {
-            target,
-            exclude,
-            envelope,
-            ..
-        } = wire
-        {
-            // Straight to the local sessions from this thread (routing is thread-safe): no
-            // hop through an actor on the hot path.
-            super::deliver_here(shared, &target, exclude.as_ref(), envelope);
             continue;
         }
         if let Wire::Resync { node } = &wire {

@@ -16,15 +16,26 @@
 //! - **Reliability.** The sending node owns the record (ack deadline, retries, handlers);
 //!   an ack arriving at another node is forwarded on `{p}:cl:all`. Records and the offline
 //!   store are the Redis store backend, shared by all nodes.
-//! - **Faults.** One writer thread ([`bus`]) and one listener thread ([`listen`]), each with
-//!   its own connection, reconnect by themselves; while Redis is away `/health` says
-//!   `not_ready`, deliveries to other nodes fail to the handlers, local ones go on.
+//! - **Faults.** The writer thread ([`bus`]), the listener thread ([`listen`]) and every
+//!   delivery lane ([`lane`]) have their own connection and reconnect by themselves; while
+//!   Redis is away `/health` says `not_ready`, deliveries to other nodes fail to the
+//!   handlers, local ones go on.
 //!
-//! The crate is `redis` (sync API, on two threads of our own): the commands are few and
-//! pipelined, a blocking connection per thread keeps the order of a node's messages
-//! obvious, and it is the crate the Redis store already uses.
+//! The hot path: a delivery to another node leaves from the routing thread's own lane (a task
+//! on that thread speaking RESP to Redis, pipelined), carries the frame as the sessions get
+//! it (encoded once, [`wire::encode_delivery`]), and the receiving node's listener thread hands
+//! it to its sessions as it is. Presence, heartbeats, closes, acks and group changes go
+//! through the writer thread, which keeps them in order.
+//!
+//! The crate is `redis` (its sync API, on the writer and listener threads of our own): the
+//! commands are few and pipelined, a blocking connection per thread keeps the order of a
+//! node's control messages obvious, and it is the crate the Redis store already uses. The
+//! lanes speak the two replies they need (`PUBLISH`'s count, `AUTH`'s status) themselves:
+//! the crate's multiplexed async connection (a driver task, a channel and a timer per
+//! request) cost more CPU per message than the writer thread it was meant to replace.
 
 mod bus;
+mod lane;
 mod listen;
 pub mod mirror;
 pub mod wire;
@@ -41,7 +52,7 @@ use crate::hub::{AdoptDelayed, CloseLocal, GroupLocal, Hub, RedeliverStored};
 use crate::model::{
     DeliveryFailed, MessageRecord, RecordTarget, RouteReport, SessionFailure, Target,
 };
-use crate::protocol::{ClientId, CloseCode, GroupId, MessageId, OutboundFrame, Source, UserId};
+use crate::protocol::{ClientId, CloseCode, GroupId, MessageId, OutboundFrame, UserId};
 use crate::routing::{CloseWho, ClusterStatus, NodeStatus, Remote, Router};
 use crate::supervision::Reliability;
 use bus::{Cmd, FailNote};
@@ -69,6 +80,8 @@ pub(crate) fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
 }
 
 pub(crate) struct Shared {
+    /// Unique in this process (keys this cluster's per-thread lanes).
+    id: u64,
     node: Arc<str>,
     prefix: String,
     url: String,
@@ -147,7 +160,7 @@ impl Shared {
     }
 
     fn publish(&self, to: Option<Arc<str>>, wire: &Wire, fail: Option<FailNote>) {
-        match serde_json::to_string(wire) {
+        match serde_json::to_vec(wire) {
             Ok(payload) => self.send(Cmd::Publish { to, payload, fail }),
             Err(e) => log::error!("cluster: cannot encode a message for other nodes: {e}"),
         }
@@ -207,7 +220,9 @@ impl Cluster {
             .ok_or_else(|| ClusterError("cluster.redis_url is not set".into()))?;
         check_redis(config)?;
         let (tx, rx) = mpsc::channel();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             node: config.hub.node_id.as_str().into(),
             prefix: config.store.redis_prefix.clone(),
             url,
@@ -362,23 +377,25 @@ impl Remote for Cluster {
                 report.recipients.extend(sessions.iter().cloned());
             }
             let narrowed = narrowed(target, &sessions);
-            let wire = wire::DeliverRef {
-                t: "deliver",
-                origin: &s.node,
-                target: &narrowed,
-                exclude,
-                envelope,
-            };
             let note = FailNote {
                 envelope: envelope.clone(),
                 sessions,
             };
-            match serde_json::to_string(&wire) {
-                Ok(payload) => s.send(Cmd::Publish {
-                    to: Some(node),
-                    payload,
-                    fail: Some(note),
-                }),
+            match wire::encode_delivery(&s.node, &narrowed, exclude, frame) {
+                Ok(payload) => {
+                    let d = lane::Delivery {
+                        to: node,
+                        payload,
+                        fail: note,
+                    };
+                    if let Err(d) = lane::send(s, d) {
+                        s.send(Cmd::Publish {
+                            to: Some(d.to),
+                            payload: d.payload,
+                            fail: Some(d.fail),
+                        });
+                    }
+                }
                 Err(e) => {
                     log::error!("cluster: cannot encode a message for node {node}: {e}");
                     s.report(bus::note_failures(note, "cannot encode the message"));
@@ -516,18 +533,22 @@ impl Remote for Cluster {
 }
 
 /// Delivers what another node sent to this node's sessions; what misses is reported here.
-fn deliver_here(
-    s: &Shared,
-    target: &RecordTarget,
-    exclude: Option<&ClientId>,
-    envelope: crate::protocol::Envelope,
-) {
-    let envelope = Arc::new(envelope);
-    let frame = OutboundFrame::new(envelope.clone(), Source::Live);
-    let report = s
-        .router
-        .route_frame_local(&target.to_target(), &frame, exclude, false);
-    s.rel.report(report.failures(&envelope));
+fn deliver_here(s: &Shared, payload: &[u8]) {
+    match wire::decode_delivery(payload) {
+        Ok((head, frame)) => {
+            let report = s.router.route_frame_local(
+                &head.target.to_target(),
+                &frame,
+                head.exclude.as_ref(),
+                false,
+            );
+            s.rel.report(report.failures(frame.envelope()));
+        }
+        Err(e) => log::error!(
+            "cluster: malformed delivery from another node ({} bytes): {e}",
+            payload.len()
+        ),
+    }
 }
 
 /// A message from another node.
@@ -602,12 +623,6 @@ impl Handler<Inbound> for ClusterActor {
     fn handle(&mut self, Inbound(wire): Inbound, _: &mut Context<Self>) {
         let s = &self.shared;
         match wire {
-            Wire::Deliver {
-                target,
-                exclude,
-                envelope,
-                ..
-            } => deliver_here(s, &target, exclude.as_ref(), envelope),
             Wire::Ack { user, id, from, .. } => {
                 s.rel.ack_here(&user, &id, from.as_ref());
             }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{RecordTarget, SessionInfo};
-use crate::protocol::{ClientId, Envelope, GroupId, MessageId, UserId, UserType};
+use crate::protocol::{ClientId, Envelope, GroupId, MessageId, OutboundFrame, UserId, UserType};
 
 /// A session as other nodes see it (what presence keeps in Redis and announces).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,18 +83,6 @@ pub enum Who {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Wire {
-    /// Deliver `envelope` to this node's sessions `target` selects, except `exclude`.
-    Deliver {
-        /// The sending node.
-        origin: String,
-        /// The target, as the sender named it.
-        target: RecordTarget,
-        /// A session that must not get it (the sender's own).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        exclude: Option<ClientId>,
-        /// The message.
-        envelope: Envelope,
-    },
     /// A recipient on `origin` acknowledged: the node holding the record applies it.
     Ack {
         /// The node the ack arrived at.
@@ -164,28 +152,86 @@ pub enum Wire {
     },
 }
 
-/// [`Wire::Deliver`] as the sender writes it, without copying the envelope.
-#[derive(Serialize)]
-pub struct DeliverRef<'a> {
-    /// Always `"deliver"` (the tag of [`Wire::Deliver`]).
-    pub t: &'static str,
+/// First byte of a delivery frame (every [`Wire`] message is a JSON object: `{`).
+pub const DELIVERY_TAG: u8 = b'D';
+
+/// What a delivery frame says besides the message: `D{head}\n{frame}`, where `head` is
+/// this as JSON (one line: JSON strings escape newlines) and `frame` the encoded frame the
+/// sending node's sessions get, without its closing brace ([`OutboundFrame`]'s prefix). The
+/// receiving node sends that text as it is: a message is encoded once in the cluster.
+#[derive(Debug, Deserialize)]
+pub struct DeliverHead {
     /// The sending node.
-    pub origin: &'a str,
-    /// The target for that node.
-    pub target: &'a RecordTarget,
-    /// A session that must not get it.
+    pub origin: String,
+    /// The target for the receiving node's own sessions.
+    pub target: RecordTarget,
+    /// A session that must not get it (the sender's own).
+    #[serde(default)]
+    pub exclude: Option<ClientId>,
+}
+
+/// [`DeliverHead`] as the sender writes it.
+#[derive(Serialize)]
+struct DeliverHeadRef<'a> {
+    origin: &'a str,
+    target: &'a RecordTarget,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exclude: Option<&'a ClientId>,
-    /// The message.
-    pub envelope: &'a Envelope,
+    exclude: Option<&'a ClientId>,
+}
+
+/// Encodes a delivery frame of `frame` for another node.
+pub fn encode_delivery(
+    origin: &str,
+    target: &RecordTarget,
+    exclude: Option<&ClientId>,
+    frame: &OutboundFrame,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let prefix = frame.encoded_prefix();
+    let mut out = Vec::with_capacity(prefix.len() + 96);
+    out.push(DELIVERY_TAG);
+    serde_json::to_writer(
+        &mut out,
+        &DeliverHeadRef {
+            origin,
+            target,
+            exclude,
+        },
+    )?;
+    out.push(b'\n');
+    out.extend_from_slice(prefix.as_bytes());
+    Ok(out)
+}
+
+/// Decodes a delivery frame: its head and the frame, ready for this node's sessions.
+pub fn decode_delivery(payload: &[u8]) -> Result<(DeliverHead, OutboundFrame), String> {
+    let body = payload
+        .strip_prefix(&[DELIVERY_TAG])
+        .ok_or("not a delivery frame")?;
+    let nl = body
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or("delivery frame without a message")?;
+    let head: DeliverHead =
+        serde_json::from_slice(&body[..nl]).map_err(|e| format!("delivery head: {e}"))?;
+    let prefix =
+        std::str::from_utf8(&body[nl + 1..]).map_err(|e| format!("delivery message: {e}"))?;
+    let mut whole = String::with_capacity(prefix.len() + 1);
+    whole.push_str(prefix);
+    whole.push('}');
+    let envelope: Envelope =
+        serde_json::from_str(&whole).map_err(|e| format!("delivery message: {e}"))?;
+    whole.pop();
+    Ok((
+        head,
+        OutboundFrame::from_encoded(std::sync::Arc::new(envelope), whole.into()),
+    ))
 }
 
 impl Wire {
     /// The node a message came from (its own messages come back on `all`: ignored).
     pub fn origin(&self) -> &str {
         match self {
-            Wire::Deliver { origin, .. }
-            | Wire::Ack { origin, .. }
+            Wire::Ack { origin, .. }
             | Wire::Close { origin, .. }
             | Wire::Group { origin, .. }
             | Wire::Stored { origin, .. } => origin,
@@ -201,39 +247,59 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let mut env = Envelope::system_text("hi").with_id("m1");
-        env.to = Some("bob".into());
-        let w = Wire::Deliver {
+        let w = Wire::Stored {
             origin: "n1".into(),
-            target: RecordTarget::User("bob".into()),
-            exclude: None,
-            envelope: env,
+            user: "bob".into(),
         };
         let text = serde_json::to_string(&w).expect("encodes");
-        let back: Wire = serde_json::from_str(&text).expect("decodes");
-        match back {
-            Wire::Deliver {
-                origin, envelope, ..
-            } => {
+        match serde_json::from_str::<Wire>(&text).expect("decodes") {
+            Wire::Stored { origin, user } => {
                 assert_eq!(origin, "n1");
-                assert_eq!(envelope.id.as_str(), "m1");
+                assert_eq!(user.as_str(), "bob");
             }
             other => panic!("{other:?}"),
         }
-        let env = Envelope::system_text("yo").with_id("m2");
-        let by_ref = DeliverRef {
-            t: "deliver",
-            origin: "n2",
-            target: &RecordTarget::Broadcast,
-            exclude: None,
-            envelope: &env,
-        };
-        let text = serde_json::to_string(&by_ref).expect("encodes");
-        assert!(matches!(
-            serde_json::from_str::<Wire>(&text).expect("decodes as Deliver"),
-            Wire::Deliver { .. }
-        ));
         let bad = serde_json::from_str::<Wire>(r#"{"t":"nope"}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn a_delivery_frame_carries_the_encoded_frame_unchanged() {
+        let mut env = Envelope::system_text("line one\nline \"two\"").with_id("m1");
+        env.to = Some("bob".into());
+        let frame = OutboundFrame::new(std::sync::Arc::new(env), crate::protocol::Source::Live);
+        let exclude = ClientId::from("c-1");
+        let text = encode_delivery(
+            "n1",
+            &RecordTarget::User("bob".into()),
+            Some(&exclude),
+            &frame,
+        )
+        .expect("encodes");
+        assert_eq!(text[0], DELIVERY_TAG);
+        assert_eq!(
+            text.iter().filter(|b| **b == b'\n').count(),
+            1,
+            "head and frame on one line each"
+        );
+        let (head, back) = decode_delivery(&text).expect("decodes");
+        assert_eq!(head.origin, "n1");
+        assert_eq!(head.exclude.as_ref(), Some(&exclude));
+        assert!(matches!(head.target, RecordTarget::User(ref u) if u.as_str() == "bob"));
+        assert_eq!(back.id().as_str(), "m1");
+        assert_eq!(back.envelope().content, "line one\nline \"two\"");
+        assert_eq!(back.render(7), frame.render(7));
+        for bad in [
+            &b"{}"[..],
+            b"D{}",
+            b"Dnot json\n{}",
+            b"D{\"origin\":\"n\",\"target\":{\"broadcast\":null}}\n{\"id\":",
+        ] {
+            assert!(
+                decode_delivery(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

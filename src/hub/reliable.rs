@@ -364,10 +364,28 @@ impl Handler<GetRecord> for Hub {
 }
 
 impl Handler<FindRecords> for Hub {
-    type Result = MessageResult<FindRecords>;
+    type Result = ResponseFuture<Vec<MessageRecord>>;
 
+    /// The records this node holds; when it holds none, those in the store (in cluster
+    /// mode, the records of every node).
     fn handle(&mut self, msg: FindRecords, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.rel.records().find_by_id(&msg.id))
+        let found = self.rel.records().find_by_id(&msg.id);
+        let store = self.rel.store().cloned();
+        Box::pin(async move {
+            let Some(store) = store.filter(|_| found.is_empty()) else {
+                return found;
+            };
+            match store.find_records(msg.id.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(
+                        "cannot look up records of message {} in the store: {e}",
+                        msg.id
+                    );
+                    found
+                }
+            }
+        })
     }
 }
 

@@ -186,9 +186,9 @@ impl Collector for MetricsSnapshot {
             counter(e, "wsc_cluster_redis_errors", re, c.redis_errors)?;
             let n = c.nodes.len() as u64;
             gauge(e, "wsc_cluster_nodes", "Live nodes, this one included", n)?;
-            let p = "Messages published to other nodes";
+            let p = "Deliveries published to other nodes that a subscriber received";
             counter(e, "wsc_cluster_published", p, c.published)?;
-            let r = "Messages received from other nodes";
+            let r = "Deliveries received from other nodes";
             counter(e, "wsc_cluster_received", r, c.received)?;
         }
         let rs = "Supervised actor restarts, by actor";

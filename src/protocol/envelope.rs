@@ -167,6 +167,17 @@ impl OutboundFrame {
         }
     }
 
+    /// A frame encoded elsewhere (another node): `prefix` must be what
+    /// [`OutboundFrame::encoded_prefix`] gave for `envelope` there.
+    pub(crate) fn from_encoded(envelope: Arc<Envelope>, prefix: Arc<str>) -> Self {
+        OutboundFrame { envelope, prefix }
+    }
+
+    /// The encoded frame without its closing brace (what [`OutboundFrame::render`] completes).
+    pub(crate) fn encoded_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The message.
     pub fn envelope(&self) -> &Arc<Envelope> {
         &self.envelope

@@ -84,9 +84,9 @@ pub struct ClusterStatus {
     pub redis_errors: u64,
     /// Live nodes (this one first) with their session counts.
     pub nodes: Vec<NodeStatus>,
-    /// Messages published to other nodes.
+    /// Deliveries published to other nodes that a subscriber received.
     pub published: u64,
-    /// Messages received from other nodes.
+    /// Deliveries received from other nodes (presence and control messages not counted).
     pub received: u64,
 }
 

@@ -17,7 +17,7 @@ use crate::config::StoreConfig;
 use crate::error::FailureKind;
 use crate::metrics::AtomicHistogram;
 use crate::model::{failure, now_ms, DeliveriesFailed, MessageKey, MessageRecord};
-use crate::protocol::UserId;
+use crate::protocol::{MessageId, UserId};
 
 /// Where the writer pulls changed records from (the record book), so that no snapshot is
 /// copied per change and none is lost if the writer restarts.
@@ -91,6 +91,10 @@ pub(crate) struct GetStoredRecord {
     /// The message.
     pub key: MessageKey,
 }
+
+#[derive(Message)]
+#[rtype(result = "Result<Vec<MessageRecord>, StoreError>")]
+struct FindStoredRecords(MessageId);
 
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
@@ -199,6 +203,13 @@ impl Handler<GetStoredRecord> for StoreActor {
     type Result = Result<Option<MessageRecord>, StoreError>;
     fn handle(&mut self, m: GetStoredRecord, _: &mut SyncContext<Self>) -> Self::Result {
         self.with(|s| s.get_record(&m.key))
+    }
+}
+
+impl Handler<FindStoredRecords> for StoreActor {
+    type Result = Result<Vec<MessageRecord>, StoreError>;
+    fn handle(&mut self, m: FindStoredRecords, _: &mut SyncContext<Self>) -> Self::Result {
+        self.with(|s| s.find_records(&m.0))
     }
 }
 
@@ -561,6 +572,14 @@ impl StoreHandle {
     pub async fn get_record(&self, key: MessageKey) -> Result<Option<MessageRecord>, StoreError> {
         self.actor
             .send(GetStoredRecord { key })
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// The stored records with this id, from any sender.
+    pub async fn find_records(&self, id: MessageId) -> Result<Vec<MessageRecord>, StoreError> {
+        self.actor
+            .send(FindStoredRecords(id))
             .await
             .unwrap_or(Err(StoreError::Unavailable))
     }

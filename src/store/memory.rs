@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
 use crate::model::{now_ms, MessageKey, MessageRecord};
-use crate::protocol::UserId;
+use crate::protocol::{MessageId, UserId};
 
 #[derive(Default)]
 struct Inner {
@@ -123,6 +123,15 @@ impl Store for MemoryStore {
 
     fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
         Ok(self.lock().records.get(key).cloned())
+    }
+
+    fn find_records(&mut self, id: &MessageId) -> Result<Vec<MessageRecord>, StoreError> {
+        let g = self.lock();
+        Ok(g.records
+            .iter()
+            .filter(|(k, _)| k.id == *id)
+            .map(|(_, r)| r.clone())
+            .collect())
     }
 
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {

@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 
 use crate::config::{Config, StoreBackend};
 use crate::model::{MessageKey, MessageRecord, RecordTarget};
-use crate::protocol::{Envelope, UserId};
+use crate::protocol::{Envelope, MessageId, UserId};
 
 /// A message waiting in a user's offline queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +128,15 @@ pub trait Store: Send + 'static {
 
     /// One stored record.
     fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// The stored records with this id, from any sender (an id is unique per sender only):
+    /// how a node finds a record another cluster node holds. The default says the backend
+    /// cannot look records up by id alone.
+    fn find_records(&mut self, id: &MessageId) -> Result<Vec<MessageRecord>, StoreError> {
+        Err(StoreError::Backend(format!(
+            "this store cannot look up message {id} without its sender"
+        )))
+    }
 
     /// Queued items for a user (for tests and statistics).
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError>;

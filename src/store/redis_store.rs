@@ -24,7 +24,7 @@ use redis::{Client, Connection, Script, Value};
 
 use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
 use crate::model::{now_ms, MessageKey, MessageRecord};
-use crate::protocol::UserId;
+use crate::protocol::{MessageId, UserId};
 
 /// Offline items stored per script call while purging (keeps each call short).
 const PURGE_BATCH: usize = 1000;
@@ -149,6 +149,18 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 fn key_of(k: &MessageKey) -> String {
     // An array of two strings always serializes.
     serde_json::to_string(&(k.from.as_str(), k.id.as_str())).unwrap_or_default()
+}
+
+/// `text` as a literal in a Redis glob pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The URL without its password, for messages and `GET /api/config`.
@@ -412,6 +424,39 @@ impl Store for RedisStore {
             .map_err(backend)?;
         json.map(|j| serde_json::from_str(&j).map_err(backend))
             .transpose()
+    }
+
+    fn find_records(&mut self, id: &MessageId) -> Result<Vec<MessageRecord>, StoreError> {
+        // Keys are `["from","id"]`: scan for those ending in this id (an O(records) scan,
+        // for the HTTP API; purging keeps the hash to recent and unsettled records).
+        let key = self.k("rec");
+        let pattern = format!(
+            "*,{}]",
+            glob_escape(&serde_json::to_string(id.as_str()).map_err(backend)?)
+        );
+        let mut out = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(&key)
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut self.conn)
+                .map_err(backend)?;
+            for (k, json) in pairs {
+                let record = self.record_of(&k, &json)?;
+                if record.key.id == *id {
+                    out.push(record);
+                }
+            }
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
 
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
 use crate::model::{now_ms, MessageKey, MessageRecord};
-use crate::protocol::UserId;
+use crate::protocol::{MessageId, UserId};
 
 /// Schema version this code writes.
 const SCHEMA_VERSION: i64 = 2;
@@ -453,6 +453,24 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         json.map(|j| serde_json::from_str(&j).map_err(backend))
             .transpose()
+    }
+
+    fn find_records(&mut self, id: &MessageId) -> Result<Vec<MessageRecord>, StoreError> {
+        // No index on the id alone (it would cost every record write): this lookup is for
+        // the HTTP API, and the table holds unsettled records only on one node.
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record FROM records WHERE id = ?1")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![id.as_str()], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for json in rows {
+            let json = json.map_err(backend)?;
+            out.push(serde_json::from_str(&json).map_err(backend)?);
+        }
+        Ok(out)
     }
 
     fn save_delayed(&mut self, item: &DelayedItem) -> Result<(), StoreError> {
