@@ -82,6 +82,8 @@ struct Lane {
     up: bool,
     /// The commands of one round, encoded.
     out: Vec<u8>,
+    /// Channel names of the nodes this lane publishes to (not formatted per message).
+    chans: Vec<(Arc<str>, String)>,
 }
 
 async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Delivery>) {
@@ -91,6 +93,7 @@ async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<Delivery>) {
         last_attempt: None,
         up: false,
         out: Vec::with_capacity(16 * 1024),
+        chans: Vec::new(),
     };
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -132,7 +135,18 @@ impl Lane {
         let s = self.shared.clone();
         self.out.clear();
         for d in &batch {
-            encode_publish(&mut self.out, s.chan_node(&d.to).as_bytes(), &d.payload);
+            let at = match self.chans.iter().position(|(n, _)| *n == d.to) {
+                Some(i) => i,
+                None => {
+                    if self.chans.len() >= 256 {
+                        // Nodes come and go (a restarted node may take a new id).
+                        self.chans.clear();
+                    }
+                    self.chans.push((d.to.clone(), s.chan_node(&d.to)));
+                    self.chans.len() - 1
+                }
+            };
+            encode_publish(&mut self.out, self.chans[at].1.as_bytes(), &d.payload);
         }
         let mut why = String::from("Redis unreachable");
         for attempt in 0..2 {

@@ -252,6 +252,32 @@ impl RedisStore {
         })
     }
 
+    /// Every record in `P:rec`, or those whose key matches the glob `pattern`.
+    fn scan_records(&mut self, pattern: Option<&str>) -> Result<Vec<MessageRecord>, StoreError> {
+        let key = self.k("rec");
+        let mut out = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let mut cmd = redis::cmd("HSCAN");
+            cmd.arg(&key).arg(cursor);
+            if let Some(p) = pattern {
+                cmd.arg("MATCH").arg(p);
+            }
+            let (next, pairs): (u64, Vec<(String, String)>) = cmd
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut self.conn)
+                .map_err(backend)?;
+            for (k, json) in pairs {
+                out.push(self.record_of(&k, &json)?);
+            }
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+    }
+
     fn load_owned(&mut self, owner: &str) -> Result<Vec<MessageRecord>, StoreError> {
         let set = self.k(&format!("recown:{owner}"));
         let keys: Vec<String> = redis::cmd("SMEMBERS")
@@ -395,25 +421,7 @@ impl Store for RedisStore {
         if let Some(owner) = self.owner.clone() {
             return self.load_owned(&owner);
         }
-        let key = self.k("rec");
-        let mut out = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(&key)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut self.conn)
-                .map_err(backend)?;
-            for (k, json) in pairs {
-                out.push(self.record_of(&k, &json)?);
-            }
-            if next == 0 {
-                return Ok(out);
-            }
-            cursor = next;
-        }
+        self.scan_records(None)
     }
 
     fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
@@ -429,34 +437,13 @@ impl Store for RedisStore {
     fn find_records(&mut self, id: &MessageId) -> Result<Vec<MessageRecord>, StoreError> {
         // Keys are `["from","id"]`: scan for those ending in this id (an O(records) scan,
         // for the HTTP API; purging keeps the hash to recent and unsettled records).
-        let key = self.k("rec");
         let pattern = format!(
             "*,{}]",
             glob_escape(&serde_json::to_string(id.as_str()).map_err(backend)?)
         );
-        let mut out = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(&key)
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut self.conn)
-                .map_err(backend)?;
-            for (k, json) in pairs {
-                let record = self.record_of(&k, &json)?;
-                if record.key.id == *id {
-                    out.push(record);
-                }
-            }
-            if next == 0 {
-                return Ok(out);
-            }
-            cursor = next;
-        }
+        let mut out = self.scan_records(Some(&pattern))?;
+        out.retain(|r| r.key.id == *id);
+        Ok(out)
     }
 
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
