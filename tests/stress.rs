@@ -161,8 +161,12 @@ async fn latencies(clients: &mut [Client], rounds: usize) -> (Duration, Duration
 /// Paced 16 KiB frames to `user`: until one is refused (`Some(count)`), or `max` went out.
 async fn flood(hub: actix::Addr<actix_wsc::hub::Hub>, user: &str, max: usize) -> Option<usize> {
     let payload = "x".repeat(16 * 1024);
-    // Paced, so the writer keeps up until the reader's socket buffers are full.
-    let mut pace = tokio::time::interval(Duration::from_micros(500));
+    // Paced, so the writer keeps up until the reader's socket buffers are full. 16 MB/s
+    // leaves a reading client (debug build, sharing its thread with the hub) about 16 ms of
+    // slack in a 256 KiB queue: the queue is the only buffer between the hub and the
+    // socket (the response body drains it directly), so a faster flood made the *reading*
+    // client overflow whenever its thread was descheduled for 8 ms.
+    let mut pace = tokio::time::interval(Duration::from_millis(1));
     for sent in 0..max {
         pace.tick().await;
         let r = hub

@@ -211,6 +211,42 @@ impl OutboundFrame {
         let _ = write!(out, ",\"seq_no\":{seq_no}}}");
         ByteString::from(out)
     }
+
+    /// Appends the complete frame for one session to `out` as an unmasked WebSocket text
+    /// frame (a server's), header included: the same bytes [`OutboundFrame::render`] gives,
+    /// without building them apart first.
+    pub fn write_ws_text(&self, seq_no: u64, out: &mut bytes::BytesMut) {
+        // `,"seq_no":` + at most 20 digits + `}`.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = seq_no;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[at..];
+        const KEY: &[u8] = b",\"seq_no\":";
+        let len = self.prefix.len() + KEY.len() + digits.len() + 1;
+        out.reserve(len + 10);
+        out.extend_from_slice(&[0x81]); // FIN + text
+        if len < 126 {
+            out.extend_from_slice(&[len as u8]);
+        } else if let Ok(short) = u16::try_from(len) {
+            out.extend_from_slice(&[126]);
+            out.extend_from_slice(&short.to_be_bytes());
+        } else {
+            out.extend_from_slice(&[127]);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.extend_from_slice(KEY);
+        out.extend_from_slice(digits);
+        out.extend_from_slice(b"}");
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +268,25 @@ mod tests {
         assert_eq!(a["type"], "text");
         assert!(a.get("group").is_none());
         assert!(frame.len() >= frame.render(99).len());
+    }
+
+    /// The frame written straight into the output buffer is what actix-http's codec makes of
+    /// the rendered text, for each length encoding (7-bit, 16-bit and 64-bit).
+    #[test]
+    fn ws_text_matches_the_codec_for_every_length_form() {
+        use actix_http::ws::{Codec, Message};
+        use tokio_util::codec::Encoder;
+        for (size, seq) in [(1usize, 0u64), (60, 7), (200, 1234), (70_000, u64::MAX)] {
+            let mut env = Envelope::system_text("x".repeat(size)).with_id("m1");
+            env.to = Some("bob".into());
+            let frame = env.encode(Source::Live);
+            let mut ours = bytes::BytesMut::new();
+            frame.write_ws_text(seq, &mut ours);
+            let mut theirs = bytes::BytesMut::new();
+            Codec::new()
+                .encode(Message::Text(frame.render(seq)), &mut theirs)
+                .expect("encode");
+            assert_eq!(ours, theirs, "content of {size} bytes");
+        }
     }
 }

@@ -3,8 +3,10 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 use crate::protocol::{CloseCode, OutboundFrame};
@@ -47,6 +49,8 @@ pub struct OutboundQueue {
     lanes: [VecDeque<OutboundFrame>; 5],
     bytes: usize,
     capacity: usize,
+    /// Since when something has been queued without the writer taking any of it.
+    waiting_since: Option<Instant>,
 }
 
 impl OutboundQueue {
@@ -57,6 +61,19 @@ impl OutboundQueue {
             lanes: Default::default(),
             bytes: 0,
             capacity,
+            waiting_since: None,
+        }
+    }
+
+    /// How long queued items have waited without the writer taking any (`None` when the
+    /// queue is empty). A writer that stopped making progress shows here.
+    pub fn stalled_for(&self, now: Instant) -> Option<Duration> {
+        self.waiting_since.map(|t| now.saturating_duration_since(t))
+    }
+
+    fn queued(&mut self) {
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(Instant::now());
         }
     }
 
@@ -82,6 +99,7 @@ impl OutboundQueue {
             return Err(item);
         }
         self.bytes += cost;
+        self.queued();
         match item {
             Outgoing::App(f) => self.lanes[f.priority().rank()].push_back(f),
             other => self.control.push_back(other),
@@ -92,6 +110,7 @@ impl OutboundQueue {
     /// Queues an item whatever the budget (held frames that were already accounted for).
     pub(crate) fn force_push(&mut self, item: Outgoing) {
         self.bytes += item.cost();
+        self.queued();
         match item {
             Outgoing::App(f) => self.lanes[f.priority().rank()].push_back(f),
             other => self.control.push_back(other),
@@ -123,12 +142,20 @@ impl OutboundQueue {
                 None => break,
             }
         }
+        if taken > 0 {
+            // What is left starts waiting now: the writer just made progress.
+            self.waiting_since = None;
+            if !self.is_empty() {
+                self.queued();
+            }
+        }
     }
 
     /// Empties the queue, returning the application frames that were not written.
     pub fn drain_app(&mut self) -> Vec<OutboundFrame> {
         self.control.clear();
         self.bytes = 0;
+        self.waiting_since = None;
         self.lanes
             .iter_mut()
             .rev()
@@ -179,12 +206,15 @@ pub(crate) struct Closing {
     pub(crate) flush: bool,
 }
 
-/// A session's outbound queue shared with routing threads: pushes take a short lock, the
-/// session's writer drains batches and sleeps on a [`Notify`] when it is empty.
+/// A session's outbound queue shared with routing threads: pushes take a short lock and
+/// wake the session's writer, which drains batches: a WebSocket's response body (polled by
+/// the connection's own task, woken through [`Inbox::register_writer`]) or an SSE writer
+/// task (sleeping on a [`Notify`]).
 #[derive(Debug)]
 pub struct Inbox {
     state: Mutex<InboxState>,
     pub(crate) notify: Notify,
+    waker: AtomicWaker,
     /// Signalled by the writer after it takes a batch (room may have opened).
     pub(crate) drained: Notify,
 }
@@ -200,8 +230,21 @@ impl Inbox {
                 held_bytes: 0,
             }),
             notify: Notify::new(),
+            waker: AtomicWaker::new(),
             drained: Notify::new(),
         }
+    }
+
+    /// The polled writer's waker: woken by every push (register before looking at the
+    /// queue, so that no push falls between the look and the sleep).
+    pub(crate) fn register_writer(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Wakes whichever writer the session has.
+    fn wake(&self) {
+        self.notify.notify_one();
+        self.waker.wake();
     }
 
     /// Changes the byte limit (a runtime config update); frames already queued stay.
@@ -236,7 +279,7 @@ impl Inbox {
         match st.queue.push(Outgoing::App(frame)) {
             Ok(()) => {
                 drop(st);
-                self.notify.notify_one();
+                self.wake();
                 Ok(())
             }
             Err(Outgoing::App(frame)) => Err(self.overflowed(st, frame)),
@@ -252,7 +295,7 @@ impl Inbox {
             flush: false,
         });
         drop(st);
-        self.notify.notify_one();
+        self.wake();
         PushError::Full(frame)
     }
 
@@ -279,7 +322,7 @@ impl Inbox {
         // An empty queue takes one frame even over the budget, so a backlog always moves.
         st.queue.force_push(Outgoing::App(frame));
         drop(st);
-        self.notify.notify_one();
+        self.wake();
         Ok(())
     }
 
@@ -292,7 +335,7 @@ impl Inbox {
             st.queue.force_push(Outgoing::App(f));
         }
         drop(st);
-        self.notify.notify_one();
+        self.wake();
     }
 
     /// Queues a control item; `false` when the session is closing or the budget is exhausted
@@ -305,7 +348,7 @@ impl Inbox {
         let ok = st.queue.push(item).is_ok();
         drop(st);
         if ok {
-            self.notify.notify_one();
+            self.wake();
         }
         ok
     }
@@ -340,7 +383,7 @@ impl Inbox {
             st.drain_app()
         };
         drop(st);
-        self.notify.notify_one();
+        self.wake();
         Some(dropped)
     }
 

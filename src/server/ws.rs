@@ -10,7 +10,7 @@ use crate::auth::{AuthError, ConnectRequest};
 use crate::error::ConnectError;
 use crate::hub::{Connect, Connected, SessionInfo};
 use crate::protocol::ClientId;
-use crate::session::Session;
+use crate::session::{InboxBody, Session};
 
 #[derive(Deserialize, Default)]
 struct IdentityQuery {
@@ -124,7 +124,7 @@ async fn start(
         Ok(r) => r,
         Err(refusal) => return Ok(refusal),
     };
-    let (response, ws, stream) = match actix_ws::handle(&req, body) {
+    let (response, _unused_sender, stream) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
         Err(e) => {
             // Unreachable after the handshake check above; the hub must still forget it.
@@ -139,7 +139,17 @@ async fn start(
             return Err(e);
         }
     };
-    let session = Session::new(info, connected, state.hub.clone(), ws, stream);
+    // actix-ws's body (a channel its `Session` feeds) is replaced by one that drains the
+    // session's inbox from the connection's own task; its sender is dropped unused.
+    let body = InboxBody::new(
+        connected.inbox.clone(),
+        ctx.address(),
+        state.hub.clone(),
+        info.client_id.clone(),
+        info.user_id.clone(),
+    );
+    let response = response.set_body(body).map_into_boxed_body();
+    let session = Session::new(info, connected, state.hub.clone(), stream);
     ctx.run(if echo { session.echo() } else { session });
     Ok(response)
 }

@@ -1,7 +1,9 @@
 //! The [`Session`] actor, one per WebSocket connection: reads and validates frames, routes
 //! its client's messages, answers pings, keeps the heartbeat, and owns the close codes.
-//! Writes go through its [`Inbox`] (bounded in bytes, priority ordered) and a writer task.
+//! Writes go through its [`Inbox`] (bounded in bytes, priority ordered), drained by the
+//! WebSocket's response body ([`InboxBody`]) or an SSE stream's writer task.
 
+mod body;
 mod echo;
 mod inbound;
 mod rate;
@@ -34,13 +36,17 @@ use crate::protocol::control;
 use crate::protocol::{CloseCode, ErrorCode, MessageId, OutboundFrame};
 use crate::routing::Router;
 
+pub(crate) use body::InboxBody;
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct WriterStopped(writer::WriterExit);
 
-/// What a session reads from and writes to.
+/// What a session reads from and writes to. A WebSocket's writes leave through the
+/// response body ([`InboxBody`]), polled by the connection's task; an SSE stream's through a
+/// writer task.
 enum Io {
-    Ws(actix_ws::Session, actix_ws::MessageStream),
+    Ws(actix_ws::MessageStream),
     Sse(SseIo),
 }
 
@@ -68,19 +74,21 @@ pub struct Session {
     timers: Vec<SpawnHandle>,
     echo: bool,
     abuse: rate::AbuseCounter,
+    /// Writes leave through a polled response body, which has no write timeout of its own:
+    /// the heartbeat check watches the queue's progress instead.
+    polled_writer: bool,
 }
 
 impl Session {
     /// A session for an upgraded connection the hub accepted (`info.conn` is taken from
-    /// `connected`).
+    /// `connected`); its frames leave through an [`InboxBody`] on `connected.inbox`.
     pub(crate) fn new(
         info: SessionInfo,
         connected: Connected,
         hub: Addr<Hub>,
-        ws: actix_ws::Session,
         stream: actix_ws::MessageStream,
     ) -> Self {
-        Self::with_io(info, connected, hub, Io::Ws(ws, stream))
+        Self::with_io(info, connected, hub, Io::Ws(stream))
     }
 
     /// A session whose client reads an SSE stream and POSTs its frames (`server::sse`).
@@ -115,6 +123,7 @@ impl Session {
             timers: Vec::new(),
             echo: false,
             abuse: rate::AbuseCounter::new(now),
+            polled_writer: false,
             config,
         }
     }
@@ -217,8 +226,42 @@ impl Session {
         self.close(CloseCode::TooLarge, "frame too large", true, ctx);
     }
 
-    /// Takes a rate-limit token; without one the frame is refused with `rate_limited`.
+    /// A connection whose queued frames waited `write_timeout_ms` without the socket taking
+    /// any is dead for writing: what is queued fails with `write_timeout`, and it closes.
+    fn check_write_progress(&mut self, ctx: &mut Context<Self>) {
+        let limit = Duration::from_millis(self.config.session.write_timeout_ms);
+        let stalled = self.inbox.lock().queue.stalled_for(Instant::now());
+        let Some(waited) = stalled.filter(|w| *w > limit) else {
+            return;
+        };
+        log::warn!(
+            "write timeout client_id={} user_id={}: nothing written for {} ms",
+            self.info.client_id,
+            self.info.user_id,
+            waited.as_millis()
+        );
+        self.reason = Some(DisconnectReason::WriteTimeout);
+        if let Some(dropped) = self
+            .inbox
+            .close(CloseCode::Internal, "write timeout", false)
+        {
+            let failures = unwritten_failures(
+                dropped,
+                FailureKind::WriteTimeout,
+                &self.info.user_id,
+                &self.info.client_id,
+            );
+            self.hub.do_send(DeliveriesFailed { failures });
+        }
+        ctx.stop();
+    }
+
+    /// Closes a connection whose client went silent for `client_timeout_ms` (and, for a
+    /// polled writer, one whose socket stopped taking frames).
     fn check_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.polled_writer && !self.closing {
+            self.check_write_progress(ctx);
+        }
         let timeout = Duration::from_millis(self.config.session.client_timeout_ms);
         if self.last_seen.elapsed() > timeout {
             log::info!(
@@ -250,15 +293,16 @@ impl Actor for Session {
         }
         let s = &self.config.session;
         let sink = match io {
-            Io::Ws(ws, stream) => {
+            Io::Ws(stream) => {
                 ctx.add_stream(stream.max_frame_size(s.max_frame_bytes));
-                sink::Sink::Ws(ws)
+                self.polled_writer = true;
+                return self.arm_timers(ctx);
             }
             Io::Sse(SseIo { mut inbound, sink }) => {
                 ctx.add_stream(futures_util::stream::poll_fn(move |cx| {
                     inbound.poll_recv(cx)
                 }));
-                sink::Sink::Sse(sink)
+                sink
             }
         };
         let w = writer::WriterCtx {

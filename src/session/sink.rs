@@ -1,6 +1,6 @@
-//! Where a session's writer puts its bytes: a WebSocket, or a Server-Sent Events stream
-//! (`GET /sse`, see `server::sse`). Everything above the sink (inbox, priorities, ACK,
-//! heartbeat, close codes) is the same for both.
+//! Where an SSE session's writer puts its bytes: a Server-Sent Events stream (`GET /sse`,
+//! see `server::sse`). Everything above the sink (inbox, priorities, ACK, heartbeat, close
+//! codes) is the same as for a WebSocket, whose frames leave through `body::InboxBody`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,61 +18,35 @@ pub const SSE_REPLAY_EVENTS: usize = 512;
 #[derive(Debug)]
 pub(crate) struct SinkClosed;
 
-/// A session's byte sink.
-pub(crate) enum Sink {
-    /// A WebSocket connection.
-    Ws(actix_ws::Session),
-    /// An SSE response body.
-    Sse(SseSink),
-}
-
-impl Sink {
+/// What the SSE writer task writes (a WebSocket's frames leave through `body::InboxBody`).
+impl SseSink {
     pub(crate) async fn text(&mut self, text: ByteString) -> Result<(), SinkClosed> {
-        match self {
-            Sink::Ws(ws) => ws.text(text).await.map_err(|_| SinkClosed),
-            Sink::Sse(s) => s.event(&text).await,
-        }
+        self.event(&text).await
     }
 
+    /// A comment: keeps proxies from timing the stream out; clients ignore it.
     pub(crate) async fn ping(&mut self) -> Result<(), SinkClosed> {
-        match self {
-            Sink::Ws(ws) => ws.ping(b"").await.map_err(|_| SinkClosed),
-            // A comment: keeps proxies from timing the stream out; clients ignore it.
-            Sink::Sse(s) => s.raw(Bytes::from_static(b": ping\n\n")).await,
-        }
+        self.raw(Bytes::from_static(b": ping\n\n")).await
     }
 
-    pub(crate) async fn pong(&mut self, payload: &[u8]) -> Result<(), SinkClosed> {
-        match self {
-            Sink::Ws(ws) => ws.pong(payload).await.map_err(|_| SinkClosed),
-            // SSE clients never send WebSocket pings.
-            Sink::Sse(_) => Ok(()),
-        }
+    /// SSE clients never send WebSocket pings, so there is nothing to answer.
+    pub(crate) async fn pong(&mut self, _payload: &[u8]) -> Result<(), SinkClosed> {
+        Ok(())
     }
 
-    /// A binary frame (only the echo route writes them).
-    pub(crate) async fn binary(&mut self, data: Bytes) -> Result<(), SinkClosed> {
-        match self {
-            Sink::Ws(ws) => ws.binary(data).await.map_err(|_| SinkClosed),
-            Sink::Sse(_) => {
-                log::error!("a binary frame cannot go over SSE; closing the stream");
-                Err(SinkClosed)
-            }
-        }
+    /// A binary frame (only the echo route writes them) cannot go over SSE.
+    pub(crate) async fn binary(&mut self, _data: Bytes) -> Result<(), SinkClosed> {
+        log::error!("a binary frame cannot go over SSE; closing the stream");
+        Err(SinkClosed)
     }
 
-    pub(crate) async fn close(self, reason: CloseReason) -> Result<(), SinkClosed> {
-        match self {
-            Sink::Ws(ws) => ws.close(Some(reason)).await.map_err(|_| SinkClosed),
-            Sink::Sse(mut s) => {
-                let body = serde_json::json!({
-                    "code": u16::from(reason.code),
-                    "reason": reason.description.unwrap_or_default(),
-                });
-                s.raw(Bytes::from(format!("event: close\ndata: {body}\n\n")))
-                    .await
-            }
-        }
+    pub(crate) async fn close(mut self, reason: CloseReason) -> Result<(), SinkClosed> {
+        let body = serde_json::json!({
+            "code": u16::from(reason.code),
+            "reason": reason.description.unwrap_or_default(),
+        });
+        self.raw(Bytes::from(format!("event: close\ndata: {body}\n\n")))
+            .await
     }
 }
 

@@ -1,5 +1,5 @@
-//! The session's writer task: drains the inbox in batches into the socket. Several frames
-//! taken at once reach actix-ws's channel together and leave in one socket write.
+//! An SSE session's writer task: drains the inbox in batches into the event stream. (A
+//! WebSocket session has no writer task: its response body drains the inbox, `body.rs`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +13,15 @@ use crate::model::{unwritten_failures, DeliveriesFailed};
 use crate::protocol::{ClientId, CloseCode, OutboundFrame, UserId};
 use crate::routing::{Closing, Inbox, Outgoing};
 
-use super::sink::{Sink, SinkClosed};
+use super::sink::{SinkClosed, SseSink};
 
 /// Bytes taken from the queue per batch: large enough to fill a socket write, small enough
 /// that a later high-priority frame does not wait behind much.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Batch slots a writer keeps while it waits for work; more are freed, so a connection
+/// that once took a large burst does not hold that buffer while idle.
+pub(crate) const IDLE_BATCH_SLOTS: usize = 16;
 
 /// How the writer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +37,7 @@ pub(crate) enum WriterExit {
 /// Who the writer writes for.
 pub(crate) struct WriterCtx {
     pub(crate) inbox: Arc<Inbox>,
-    pub(crate) sink: Sink,
+    pub(crate) sink: SseSink,
     pub(crate) write_timeout: Duration,
     pub(crate) hub: Addr<Hub>,
     pub(crate) client_id: ClientId,
@@ -50,7 +54,7 @@ impl WriterCtx {
     }
 }
 
-async fn write_item(sink: &mut Sink, item: Outgoing, seq: &mut u64) -> Result<(), SinkClosed> {
+async fn write_item(sink: &mut SseSink, item: Outgoing, seq: &mut u64) -> Result<(), SinkClosed> {
     match item {
         Outgoing::Control(text) => sink.text(text).await,
         Outgoing::Ping => sink.ping().await,
@@ -75,7 +79,8 @@ fn unwritten(items: impl Iterator<Item = Outgoing>) -> Vec<OutboundFrame> {
 /// Runs until the session closes or the socket fails.
 pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
     let mut seq = 0u64;
-    let mut batch = Vec::with_capacity(64);
+    // Grown on demand: an idle connection keeps the few slots its welcome needed, not 64.
+    let mut batch = Vec::new();
     loop {
         let closing: Option<Closing> = {
             let mut st = w.inbox.lock();
@@ -100,8 +105,14 @@ pub(crate) async fn run(mut w: WriterCtx) -> WriterExit {
         }
         if batch.is_empty() {
             match closing {
-                Some(c) => return send_close(w, c).await,
+                // Boxed: the close path's future is most of the writer's size, and every
+                // connection would carry it while idle.
+                Some(c) => return Box::pin(send_close(w, c)).await,
                 None => {
+                    if batch.capacity() > IDLE_BATCH_SLOTS {
+                        // A burst grew it; an idle connection does not keep that.
+                        batch = Vec::new();
+                    }
                     w.inbox.notify.notified().await;
                     continue;
                 }
