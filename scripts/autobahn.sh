@@ -21,8 +21,11 @@ OUT=${AUTOBAHN_OUT:-$TARGET/autobahn}
 
 if [ ! -x "$VENV/bin/wstest" ]; then
   PY27=""
+  # A candidate must run: pyenv's shim for python2.7 exists even when 2.7 is not selected.
   for c in python2.7 "$HOME/.pyenv/versions/2.7.18/bin/python2.7"; do
-    if command -v "$c" >/dev/null 2>&1; then PY27=$(command -v "$c"); break; fi
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c pass >/dev/null 2>&1; then
+      PY27=$(command -v "$c"); break
+    fi
   done
   if [ -z "$PY27" ] && command -v pyenv >/dev/null 2>&1; then
     v=$(pyenv versions --bare | grep '^2\.7' | tail -1 || true)

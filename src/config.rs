@@ -129,6 +129,34 @@ pub struct ServerConfig {
     /// Mounts `/echo`: a session that echoes data frames (for the Autobahn testsuite). Never
     /// enable it in production. Defaults to false.
     pub echo_route: bool,
+    /// What carries wsc-server's WebSocket sessions: `raw` (the upgraded socket driven by
+    /// the session itself, below actix-web) or `actix-web` (actix-web's route, actix-ws and
+    /// actix-http's dispatcher). Startup only. Defaults to `raw`.
+    pub ws_transport: WsTransport,
+}
+
+/// What carries wsc-server's WebSocket sessions (`server.ws_transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WsTransport {
+    /// The upgraded socket, read and written by the session's own task
+    /// ([`crate::server::WscHttpServer`]).
+    #[default]
+    Raw,
+    /// actix-web's `/ws` route: actix-ws reads, the response body writes.
+    ActixWeb,
+}
+
+impl std::str::FromStr for WsTransport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "raw" => Ok(WsTransport::Raw),
+            "actix-web" => Ok(WsTransport::ActixWeb),
+            other => Err(format!("`{other}` is not a transport (raw, actix-web)")),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -141,6 +169,7 @@ impl Default for ServerConfig {
             metrics_require_api_key: false,
             log_level: None,
             echo_route: false,
+            ws_transport: WsTransport::Raw,
         }
     }
 }
@@ -275,6 +304,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WSC_API_KEY", "server.api_key"),
     ("WSC_SHUTDOWN_TIMEOUT_MS", "server.shutdown_timeout_ms"),
     ("WSC_ECHO_ROUTE", "server.echo_route"),
+    ("WSC_WS_TRANSPORT", "server.ws_transport"),
     ("WSC_NODE_ID", "hub.node_id"),
     ("WSC_HEARTBEAT_INTERVAL_MS", "session.heartbeat_interval_ms"),
     ("WSC_CLIENT_TIMEOUT_MS", "session.client_timeout_ms"),
@@ -320,6 +350,10 @@ fn setter(name: &str) -> Option<Setter> {
                 "0" | "false" | "no" => false,
                 other => return Err(ConfigError::new(n, format!("`{other}` is not a boolean"))),
             };
+            Ok(())
+        },
+        "WSC_WS_TRANSPORT" => |c, n, v| {
+            c.server.ws_transport = v.parse().map_err(|m| ConfigError::new(n, m))?;
             Ok(())
         },
         "WSC_NODE_ID" => |c, _, v| {

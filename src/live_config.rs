@@ -51,8 +51,12 @@ impl LiveConfig {
 /// the field's name, so nobody believes a change took effect when it did not.
 pub(crate) fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigError> {
     let (o, n) = (&old.store, &new.store);
-    let fixed: [(&str, bool); 20] = [
+    let fixed: [(&str, bool); 21] = [
         ("server.bind", old.server.bind != new.server.bind),
+        (
+            "server.ws_transport",
+            old.server.ws_transport != new.server.ws_transport,
+        ),
         (
             "server.data_dir",
             old.server.data_dir != new.server.data_dir,

@@ -14,9 +14,9 @@ use actix::Actor;
 use actix_web::{App, HttpServer};
 use clap::Parser;
 
-use actix_wsc::config::{Config, StoreBackend};
+use actix_wsc::config::{Config, StoreBackend, WsTransport};
 use actix_wsc::hub::{Hub, Shutdown};
-use actix_wsc::server::WscServer;
+use actix_wsc::server::{WscHttpServer, WscServer};
 
 /// actix-wsc WebSocket messaging server (protocol wsc.v1).
 ///
@@ -117,6 +117,17 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
+/// Logs where the server listens (tests and scripts wait for "listening on").
+fn announce(addrs: &[std::net::SocketAddr], tls: bool, transport: &str) {
+    if tls {
+        log::info!("TLS on: wss:// and https:// only");
+    }
+    log::info!("WebSocket transport: {transport} (server.ws_transport)");
+    for addr in addrs {
+        log::info!("listening on {addr}");
+    }
+}
+
 async fn serve(
     config: Config,
     hub: Hub,
@@ -144,24 +155,39 @@ async fn serve(
     let wsc = WscServer::new(hub.clone())
         .limits(config.limits.clone())
         .echo_route(config.server.echo_route);
-    let mut server = HttpServer::new(move || App::new().configure(wsc.configure()))
-        .disable_signals()
-        .shutdown_timeout(shutdown_timeout.as_secs().max(1));
-    if let Some(n) = workers {
-        server = server.workers(n.max(1));
-    }
     let tls_on = tls.is_some();
-    let server = match tls {
-        Some(tls) => server.bind_rustls_0_23(&bind, tls)?,
-        None => server.bind(&bind)?,
+    let routes = wsc.clone();
+    let app = move || App::new().configure(routes.configure());
+    let server = match config.server.ws_transport {
+        WsTransport::Raw => {
+            let mut server = WscHttpServer::new(wsc, app)
+                .disable_signals()
+                .shutdown_timeout(shutdown_timeout.as_secs().max(1));
+            if let Some(n) = workers {
+                server = server.workers(n.max(1));
+            }
+            let server = match tls {
+                Some(tls) => server.bind_rustls_0_23(&bind, tls)?,
+                None => server.bind(&bind)?,
+            };
+            announce(&server.addrs(), tls_on, "raw");
+            server.run()
+        }
+        WsTransport::ActixWeb => {
+            let mut server = HttpServer::new(app)
+                .disable_signals()
+                .shutdown_timeout(shutdown_timeout.as_secs().max(1));
+            if let Some(n) = workers {
+                server = server.workers(n.max(1));
+            }
+            let server = match tls {
+                Some(tls) => server.bind_rustls_0_23(&bind, tls)?,
+                None => server.bind(&bind)?,
+            };
+            announce(&server.addrs(), tls_on, "actix-web");
+            server.run()
+        }
     };
-    if tls_on {
-        log::info!("TLS on: wss:// and https:// only");
-    }
-    for addr in server.addrs() {
-        log::info!("listening on {addr}");
-    }
-    let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(async move {
         let signal = wait_for_signal().await;

@@ -241,6 +241,13 @@ impl Inbox {
         self.waker.register(waker);
     }
 
+    /// Forgets the polled writer's waker: its task is about to poll the writer anyway, and
+    /// a push meanwhile need not schedule it once more (it registers again before it next
+    /// looks at the queue).
+    pub(crate) fn unregister_writer(&self) {
+        drop(self.waker.take());
+    }
+
     /// Wakes whichever writer the session has.
     fn wake(&self) {
         self.notify.notify_one();

@@ -1,8 +1,9 @@
 //! Checks in front of the routes: browser origins on upgrades, bounded request bodies, the
 //! API key compared in constant time.
 
+use actix_web::dev::RequestHead;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 
@@ -10,7 +11,7 @@ use super::{error_response, ServerState};
 
 /// `Some(403)` when a browser page from an origin outside `limits.allowed_origins` asks to
 /// upgrade.
-pub(crate) fn check_origin(req: &HttpRequest, state: &ServerState) -> Option<HttpResponse> {
+pub(crate) fn check_origin(req: &RequestHead, state: &ServerState) -> Option<HttpResponse> {
     let origin = req.headers().get("origin").map(|v| v.to_str());
     let origin = match origin {
         None => None,

@@ -27,9 +27,14 @@ pub(crate) mod api;
 mod config_api;
 mod dashboard;
 mod guard;
+mod http;
 mod metrics;
 mod sse;
+mod upgrade;
 mod ws;
+
+pub use http::WscHttpServer;
+pub use upgrade::UpgradeError;
 
 use std::sync::Arc;
 
@@ -136,6 +141,18 @@ impl WscServer {
         self
     }
 
+    /// What the routes of one worker share.
+    pub(crate) fn state(&self) -> ServerState {
+        ServerState {
+            hub: self.hub.clone(),
+            authenticator: self.authenticator.clone(),
+            api_key: self.api_key.clone(),
+            live: tokio::sync::OnceCell::new(),
+            sse: self.sse.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
     /// A function for `App::configure` that mounts `/ws`, `/api/*`, `/metrics` and
     /// `/health`, the SSE transport (`/sse`, `/sse/{token}`) and the dashboard
     /// (`/dashboard`) (call it in every worker: `App::new().configure(wsc.configure())`).
@@ -143,14 +160,7 @@ impl WscServer {
         let this = self.clone();
         move |cfg| {
             let body_limit = this.limits.max_api_body_bytes;
-            let state = web::Data::new(ServerState {
-                hub: this.hub,
-                authenticator: this.authenticator,
-                api_key: this.api_key,
-                live: tokio::sync::OnceCell::new(),
-                sse: this.sse,
-                limits: this.limits,
-            });
+            let state = web::Data::new(this.state());
             if this.echo_route {
                 log::warn!("the /echo route is mounted (server.echo_route): not for production");
                 cfg.route("/echo", web::get().to(ws::echo));

@@ -107,10 +107,10 @@ pub(crate) async fn open(
     state: web::Data<ServerState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // A browser page opens an event stream as it opens a WebSocket: the same origin rule.
-    if let Some(refused) = super::guard::check_origin(&req, &state) {
+    if let Some(refused) = super::guard::check_origin(req.head(), &state) {
         return Ok(refused);
     }
-    let request = match super::ws::connect_request(&req) {
+    let request = match super::ws::connect_request(req.head(), req.peer_addr()) {
         Ok(r) => r,
         Err(e) => return Ok(super::ws::auth_response(&e)),
     };

@@ -4,8 +4,10 @@
 //! WebSocket's response body ([`InboxBody`]) or an SSE stream's writer task.
 
 mod body;
+mod conn;
 mod echo;
 mod inbound;
+mod outbound;
 mod rate;
 mod reconfigure;
 mod sink;
@@ -37,16 +39,21 @@ use crate::protocol::{CloseCode, ErrorCode, MessageId, OutboundFrame};
 use crate::routing::Router;
 
 pub(crate) use body::InboxBody;
+pub use conn::RawIo;
+pub(crate) use conn::WsConn;
+pub(crate) use outbound::Outbound;
 
 #[derive(Message)]
 #[rtype(result = "()")]
 struct WriterStopped(writer::WriterExit);
 
-/// What a session reads from and writes to. A WebSocket's writes leave through the
-/// response body ([`InboxBody`]), polled by the connection's task; an SSE stream's through a
-/// writer task.
+/// What a session reads from and writes to. A WebSocket on actix-web's route: actix-ws's
+/// reader, and writes through the response body ([`InboxBody`]) polled by the connection's
+/// task; a raw upgraded WebSocket ([`WsConn`]): read and written from the session's own task;
+/// an SSE stream: POSTed frames, and writes through a writer task.
 enum Io {
     Ws(actix_ws::MessageStream),
+    Raw(Box<WsConn>),
     Sse(SseIo),
 }
 
@@ -89,6 +96,26 @@ impl Session {
         stream: actix_ws::MessageStream,
     ) -> Self {
         Self::with_io(info, connected, hub, Io::Ws(stream))
+    }
+
+    /// A session on a raw upgraded WebSocket (`server::WscHttpServer`): `io` after the 101
+    /// response, `read_buf` what was read past the upgrade request.
+    pub(crate) fn new_raw(
+        info: SessionInfo,
+        connected: Connected,
+        hub: Addr<Hub>,
+        io: Box<dyn RawIo>,
+        read_buf: BytesMut,
+    ) -> Self {
+        let out = Outbound::new(
+            connected.inbox.clone(),
+            hub.clone(),
+            info.client_id.clone(),
+            info.user_id.clone(),
+        );
+        let max_frame = connected.config.session.max_frame_bytes;
+        let conn = WsConn::new(io, read_buf, out, max_frame);
+        Self::with_io(info, connected, hub, Io::Raw(Box::new(conn)))
     }
 
     /// A session whose client reads an SSE stream and POSTs its frames (`server::sse`).
@@ -295,6 +322,11 @@ impl Actor for Session {
         let sink = match io {
             Io::Ws(stream) => {
                 ctx.add_stream(stream.max_frame_size(s.max_frame_bytes));
+                self.polled_writer = true;
+                return self.arm_timers(ctx);
+            }
+            Io::Raw(conn) => {
+                ctx.add_stream(*conn);
                 self.polled_writer = true;
                 return self.arm_timers(ctx);
             }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_codec::Framed;
 use actix_web::{dev::ServerHandle, App, HttpServer};
-use actix_wsc::config::Config;
+use actix_wsc::config::{Config, WsTransport};
 use actix_wsc::hub::Hub;
-use actix_wsc::server::WscServer;
+use actix_wsc::server::{WscHttpServer, WscServer};
 use awc::ws::{self, Frame};
 use awc::BoxedSocket;
 use bytes::Bytes;
@@ -62,18 +62,56 @@ async fn serve(
     hub: Addr<Hub>,
     f: impl Fn(WscServer) -> WscServer + Send + Clone + 'static,
 ) -> TestServer {
+    serve_on(hub, f, transport()).await
+}
+
+/// A server whose WebSocket sessions run on `transport`, whatever `WSC_TEST_TRANSPORT` says.
+pub async fn start_on_transport(config: Config, transport: WsTransport) -> TestServer {
+    serve_on(Hub::new(config).start(), |w| w, transport).await
+}
+
+async fn serve_on(
+    hub: Addr<Hub>,
+    f: impl Fn(WscServer) -> WscServer + Send + Clone + 'static,
+    transport: WsTransport,
+) -> TestServer {
     let _ = env_logger::builder().is_test(true).try_init();
     let wsc = f(WscServer::new(hub.clone()));
-    let server = HttpServer::new(move || App::new().configure(wsc.clone().configure()))
-        .workers(2)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .expect("bind 127.0.0.1:0");
-    let addr = server.addrs()[0];
-    let server = server.run();
+    let routes = wsc.clone();
+    let app = move || App::new().configure(routes.clone().configure());
+    let (addr, server) = match transport {
+        WsTransport::Raw => {
+            let server = WscHttpServer::new(wsc, app)
+                .workers(2)
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .expect("bind 127.0.0.1:0");
+            (server.addrs()[0], server.run())
+        }
+        WsTransport::ActixWeb => {
+            let server = HttpServer::new(app)
+                .workers(2)
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .expect("bind 127.0.0.1:0");
+            (server.addrs()[0], server.run())
+        }
+    };
     let handle = server.handle();
     actix_rt::spawn(server);
     TestServer { addr, hub, handle }
+}
+
+/// The WebSocket transport the in-process servers use: `WSC_TEST_TRANSPORT=actix-web` runs
+/// them on actix-web's `HttpServer` (actix-ws and the response body), anything else on
+/// `WscHttpServer` (the raw upgraded socket), as wsc-server does by default.
+pub fn transport() -> WsTransport {
+    match std::env::var("WSC_TEST_TRANSPORT") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|e| panic!("WSC_TEST_TRANSPORT: {e}")),
+        Err(_) => WsTransport::Raw,
+    }
 }
 
 /// What a client saw next.
