@@ -101,36 +101,52 @@ fn prefix_of(millis: u64, salt: u32) -> String {
     format!("{}{:0>7}", base36(millis), salt)
 }
 
-fn base36(mut n: u64) -> String {
+fn base36(n: u64) -> String {
+    let mut out = String::new();
+    push_base36(&mut out, n);
+    out
+}
+
+/// Appends `n` in base 36 (lower case).
+fn push_base36(out: &mut String, mut n: u64) {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::with_capacity(13);
+    let mut digits = [0u8; 13];
+    let mut at = digits.len();
     loop {
-        out.push(DIGITS[(n % 36) as usize]);
+        at -= 1;
+        digits[at] = DIGITS[(n % 36) as usize];
         n /= 36;
         if n == 0 {
             break;
         }
     }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
-fn next_serial() -> String {
+/// `<tag><run>-<serial>`, built in one allocation (a message id is made for every message a
+/// client sends without one).
+fn serial_id(tag: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}-{}", run_prefix(), base36(n))
+    let run = run_prefix();
+    let mut out = String::with_capacity(tag.len() + run.len() + 14);
+    out.push_str(tag);
+    out.push_str(run);
+    out.push('-');
+    push_base36(&mut out, n);
+    out
 }
 
 impl MessageId {
     /// A fresh server-assigned message id (`m-<run>-<serial>`), unique across restarts.
     pub fn generate() -> Self {
-        Self(format!("m-{}", next_serial()).into())
+        Self(serial_id("m-").into())
     }
 }
 
 impl ClientId {
     /// A fresh server-assigned client id (`c-<run>-<serial>`).
     pub fn generate() -> Self {
-        Self(format!("c-{}", next_serial()).into())
+        Self(serial_id("c-").into())
     }
 }
 

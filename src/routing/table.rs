@@ -2,9 +2,15 @@
 //! hub owns writes, routing reads it under a read lock (see [`super::router`]).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 
 use crate::error::{ConnectError, GroupError};
+
+/// The table's maps hash with foldhash (seeded per process), as the record book does:
+/// lookups are on every routed message, and SipHash showed in its profile.
+type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
+type HashSet<K> = std::collections::HashSet<K, RandomState>;
 use crate::model::{SessionInfo, Target};
 use crate::protocol::{ClientId, GroupId, UserId};
 
@@ -47,9 +53,9 @@ pub struct RoutingTable<H> {
 impl<H> Default for RoutingTable<H> {
     fn default() -> Self {
         RoutingTable {
-            sessions: HashMap::new(),
-            users: HashMap::new(),
-            groups: HashMap::new(),
+            sessions: HashMap::default(),
+            users: HashMap::default(),
+            groups: HashMap::default(),
         }
     }
 }
@@ -81,7 +87,7 @@ impl<H> RoutingTable<H> {
             SessionEntry {
                 info,
                 handle,
-                groups: HashSet::new(),
+                groups: HashSet::default(),
             },
         );
         Ok(replaced)

@@ -17,6 +17,7 @@
 //!
 //! [`Session`]: super::Session
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -34,6 +35,39 @@ use super::outbound::{Filled, Outbound};
 const MIN_READ_ROOM: usize = 1024;
 /// Bytes reserved for a read when the buffer is (nearly) full.
 const READ_CHUNK: usize = 4096;
+
+/// Spare empty read buffers a worker thread keeps for its connections.
+const SPARE_READ_BUFFERS: usize = 64;
+
+thread_local! {
+    /// Read buffers given back by idle connections, reused by the next that reads: a
+    /// connection holds none while idle, and a busy one does not allocate one per wake-up
+    /// (a 4 KiB request is where glibc's malloc consolidates its small free lists, which
+    /// showed in the p2p profile).
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A read buffer: a spare one of this thread, or a new one.
+fn take_read_buf() -> BytesMut {
+    SPARE
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK))
+}
+
+/// Keeps an emptied read buffer for reuse when nothing else refers to its memory (a frame
+/// handed to the session may still) and it is of the usual size; otherwise it is freed.
+fn give_back(mut buf: BytesMut) {
+    buf.clear();
+    if buf.capacity() > 4 * READ_CHUNK || !buf.try_reclaim(READ_CHUNK) {
+        return;
+    }
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_READ_BUFFERS {
+            s.push(buf);
+        }
+    });
+}
 
 /// A byte stream a session can run on (TCP, or TLS over TCP).
 pub trait RawIo: AsyncRead + AsyncWrite + Unpin + 'static {}
@@ -182,7 +216,9 @@ impl WsConn {
 
     /// Reads what the socket has; `Ready(Ok(()))` when something (or end of file) came.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM {
+        if self.read_buf.capacity() == 0 {
+            self.read_buf = take_read_buf();
+        } else if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM {
             self.read_buf.reserve(READ_CHUNK);
         }
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
@@ -268,9 +304,9 @@ impl Stream for WsConn {
                     return this.fail(e);
                 }
                 Poll::Pending => {
-                    if this.read_buf.is_empty() {
+                    if this.read_buf.is_empty() && this.read_buf.capacity() > 0 {
                         // Idle: no buffer is kept while nothing arrives.
-                        this.read_buf = BytesMut::new();
+                        give_back(std::mem::take(&mut this.read_buf));
                     }
                     return Poll::Pending;
                 }
