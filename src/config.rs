@@ -636,6 +636,23 @@ mod tests {
     }
 
     #[test]
+    fn ws_transport_from_env_and_file() {
+        let mut c = Config::default();
+        assert_eq!(c.server.ws_transport, WsTransport::Raw);
+        c.apply_env([("WSC_WS_TRANSPORT", "actix-web")])
+            .expect("a transport");
+        assert_eq!(c.server.ws_transport, WsTransport::ActixWeb);
+        let err = c
+            .apply_env([("WSC_WS_TRANSPORT", "tcp")])
+            .expect_err("not a transport");
+        assert_eq!(err.field, "WSC_WS_TRANSPORT");
+        assert!(err.message.contains("raw, actix-web"), "{}", err.message);
+        let c = Config::from_toml("[server]\nws_transport = \"actix-web\"").expect("parses");
+        assert_eq!(c.server.ws_transport, WsTransport::ActixWeb);
+        assert!(Config::from_toml("[server]\nws_transport = \"tcp\"").is_err());
+    }
+
+    #[test]
     fn file_errors_name_the_field() {
         let err = Config::from_toml("[session]\nqueue_bytes = \"big\"").expect_err("type");
         assert!(err.message.contains("queue_bytes") || err.message.contains("invalid type"));

@@ -148,5 +148,9 @@ mod tests {
         new.server.bind = "0.0.0.0:1".into();
         let err = check_restart_only(&old, &new).expect_err("bind is fixed");
         assert_eq!(err.field, "server.bind");
+        let mut new = old.clone();
+        new.server.ws_transport = crate::config::WsTransport::ActixWeb;
+        let err = check_restart_only(&old, &new).expect_err("the transport is fixed");
+        assert_eq!(err.field, "server.ws_transport");
     }
 }
