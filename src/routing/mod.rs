@@ -128,15 +128,15 @@ impl Router {
         !subs.message_received.is_empty()
     }
 
-    /// Routes `envelope` to `target`, skipping `exclude`. Encodes once.
+    /// Routes `envelope` to `target`, skipping `exclude`. Encodes once, and only if some
+    /// session takes it (a message for offline users is never encoded here).
     pub fn route(
         &self,
         target: &Target,
         envelope: Arc<Envelope>,
         exclude: Option<&ClientId>,
     ) -> RouteReport {
-        let frame = OutboundFrame::new(envelope, Source::Live);
-        self.route_frame(target, &frame, exclude, false)
+        self.route_envelope(target, envelope, exclude, false)
     }
 
     /// Like [`Router::route`], also listing every session that took the frame.
@@ -146,8 +146,23 @@ impl Router {
         envelope: Arc<Envelope>,
         exclude: Option<&ClientId>,
     ) -> RouteReport {
-        let frame = OutboundFrame::new(envelope, Source::Live);
-        self.route_frame(target, &frame, exclude, true)
+        self.route_envelope(target, envelope, exclude, true)
+    }
+
+    fn route_envelope(
+        &self,
+        target: &Target,
+        envelope: Arc<Envelope>,
+        exclude: Option<&ClientId>,
+        collect: bool,
+    ) -> RouteReport {
+        let frame = std::cell::OnceCell::new();
+        let encoded = || frame.get_or_init(|| OutboundFrame::new(envelope.clone(), Source::Live));
+        let mut report = self.route_local_with(target, &envelope, encoded, exclude, collect);
+        if let Some(remote) = self.remote() {
+            remote.route(target, encoded(), exclude, collect, &mut report);
+        }
+        report
     }
 
     /// Routes an encoded frame to this node's sessions and (in cluster mode) other nodes'.
@@ -173,11 +188,24 @@ impl Router {
         exclude: Option<&ClientId>,
         collect: bool,
     ) -> RouteReport {
+        self.route_local_with(target, frame.envelope(), || frame, exclude, collect)
+    }
+
+    /// Routes to this node's sessions the frame `frame` gives (asked for only when a session
+    /// is selected).
+    fn route_local_with<'f>(
+        &self,
+        target: &Target,
+        envelope: &Envelope,
+        frame: impl Fn() -> &'f OutboundFrame,
+        exclude: Option<&ClientId>,
+        collect: bool,
+    ) -> RouteReport {
         let mut failed = Vec::new();
         let mut recipients = Vec::new();
         let mut delivered = 0usize;
         let sel = self.read().select(target, exclude, |entry| {
-            match entry.handle.inbox.push_app(frame.clone()) {
+            match entry.handle.inbox.push_app(frame().clone()) {
                 Ok(()) => {
                     delivered += 1;
                     if collect {
@@ -201,7 +229,7 @@ impl Router {
             }
         });
         Counters::add(&self.shared.counters.messages_sent, delivered as u64);
-        let msg_type = frame.envelope().msg_type;
+        let msg_type = envelope.msg_type;
         (self.shared.counters.metrics).routed(msg_type, target, delivered as u64);
         if matches!(
             target,
@@ -210,7 +238,7 @@ impl Router {
             Counters::add(&self.shared.counters.broadcasts_sent, 1);
         }
         RouteReport {
-            id: frame.id().clone(),
+            id: envelope.id.clone(),
             delivered,
             offline_users: sel.offline_users,
             unknown_group: sel.unknown_group,
