@@ -30,9 +30,7 @@ use crate::protocol::{ClientId, Envelope, UserId};
 
 /// Formats epoch milliseconds as RFC 3339.
 pub fn rfc3339_of(ms: u64) -> String {
-    crate::protocol::time::rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-    )
+    crate::protocol::time::rfc3339_of_ms(ms)
 }
 
 /// What the caller must do after a transition.

@@ -22,20 +22,26 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
 /// accepting a small message, and many messages share a millisecond: the last formatted
 /// value is kept per thread.
 pub fn now_rfc3339() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    rfc3339_of_ms(ms)
+}
+
+/// Epoch milliseconds as an RFC 3339 timestamp, from the same per-thread cache as
+/// [`now_rfc3339`] (a record's creation time is usually that millisecond).
+pub fn rfc3339_of_ms(ms: u64) -> String {
     thread_local! {
-        static LAST: std::cell::RefCell<(u128, String)> = const {
-            std::cell::RefCell::new((u128::MAX, String::new()))
+        static LAST: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
         };
     }
-    let now = SystemTime::now();
-    let ms = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         if last.0 != ms {
-            *last = (ms, rfc3339_millis(now));
+            let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            *last = (ms, rfc3339_millis(t));
         }
         last.1.clone()
     })
@@ -67,5 +73,13 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2026-11-24T10:00:00.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_cached_form_is_the_formatted_one() {
+        for ms in [0, 1_795_514_400_123, 1_795_514_400_123, 951_782_400_000] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(rfc3339_of_ms(ms), rfc3339_millis(t));
+        }
     }
 }
