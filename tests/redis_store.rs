@@ -24,7 +24,7 @@ fn envelope(from: &str, id: &str, content: &str) -> Envelope {
 fn item(user: &str, from: &str, id: &str, expires_ms: u64) -> OfflineItem {
     OfflineItem {
         user_id: UserId::from(user),
-        envelope: envelope(from, id, &format!("{from}/{id}")),
+        envelope: envelope(from, id, &format!("{from}/{id}")).into(),
         stored_ms: actix_wsc::model::now_ms(),
         expires_ms,
         seq: 0,

@@ -483,7 +483,7 @@ impl Reliability {
             .iter()
             .map(|u| OfflineItem {
                 user_id: u.clone(),
-                envelope: Envelope::clone(envelope),
+                envelope: envelope.clone(),
                 stored_ms: now,
                 expires_ms: expires,
                 seq: 0,

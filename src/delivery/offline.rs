@@ -40,7 +40,7 @@ pub(super) fn deliver_backlog(rel: Reliability, user: UserId, client: ClientId, 
             let mut plain = Vec::new();
             for item in page {
                 after = after.max(item.seq);
-                let envelope = Arc::new(item.envelope);
+                let envelope = item.envelope;
                 let mut frame = OutboundFrame::new(envelope.clone(), Source::Offline);
                 loop {
                     match inbox.push_backlog(frame) {

@@ -358,7 +358,7 @@ impl StoreWriter {
                                 .map(|i| {
                                     failure(
                                         FailureKind::QueueFull,
-                                        &Arc::new(i.envelope),
+                                        &i.envelope,
                                         Some(i.user_id),
                                         None,
                                         "offline queue cap reached; oldest message dropped",

@@ -14,6 +14,7 @@ mod redis_store;
 mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +33,8 @@ use crate::protocol::{Envelope, MessageId, UserId};
 pub struct OfflineItem {
     /// The recipient.
     pub user_id: UserId,
-    /// The message.
-    pub envelope: Envelope,
+    /// The message (shared with its record and the other recipients' copies).
+    pub envelope: Arc<Envelope>,
     /// When it was stored (epoch ms).
     pub stored_ms: u64,
     /// After this (epoch ms) it is dropped undelivered.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -182,7 +183,7 @@ fn item_from_row(
     match serde_json::from_str(json) {
         Ok(envelope) => Some(OfflineItem {
             user_id: user.clone(),
-            envelope,
+            envelope: Arc::new(envelope),
             stored_ms: stored as u64,
             expires_ms: expires as u64,
             seq: seq as u64,
