@@ -246,6 +246,69 @@ async fn sqlite_store_survives_a_hub_restart_with_records() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The rows of a table in a store's database (read beside the running store: WAL).
+fn rows_in(dir: &std::path::Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("wsc.db")).expect("open db");
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
+}
+
+#[actix_web::test]
+async fn a_stored_message_is_one_row_and_its_record_outlives_the_copy() {
+    let dir = std::env::temp_dir().join(format!("wsc-sqlite-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = fast_config();
+    config.server.data_dir = dir.clone();
+    config.store.backend = Some(StoreBackend::Sqlite);
+    let ids = ["one-1", "one-2", "one-3"];
+    {
+        let hub = Hub::from_config(config.clone()).expect("open").start();
+        let server = start_existing(hub).await;
+        for id in ids {
+            let r = send_tracked(&server, "ivy", Envelope::system_text(id).with_id(id)).await;
+            assert_eq!(r.stored_offline.len(), 1);
+        }
+        // Every changed record written too: the records went with their copies, so the
+        // database holds one row per message.
+        let rel = server.hub.send(GetReliability).await.expect("hub");
+        let store = rel.store().expect("store").clone();
+        store.flush().await.expect("flush");
+        assert_eq!(rows_in(&dir, "offline"), 3);
+        assert_eq!(rows_in(&dir, "records"), 0, "no second row per message");
+        for id in ids {
+            let r = store
+                .get_record(MessageKey::new("system", id))
+                .await
+                .expect("read")
+                .expect("the record is on disk");
+            assert_eq!(r.status, MessageStatus::UserOffline);
+            assert_eq!(r.envelope.content, id);
+        }
+        // Delivered: the copies go, the records stay.
+        let (mut ivy, _) = connect(&server, "user_id=ivy").await;
+        for id in ids {
+            assert_eq!(ivy.next_json().await["id"], id);
+        }
+        eventually(|| {
+            let store = store.clone();
+            async move { store.count("ivy".into()).await == Ok(0) }
+        })
+        .await;
+        server.handle.stop(false).await;
+    }
+    let hub = Hub::from_config(config).expect("reopen").start();
+    let server = start_existing(hub).await;
+    let rel = server.hub.send(GetReliability).await.expect("hub");
+    for id in ids {
+        let r = rel
+            .records()
+            .get(&MessageKey::new("system", id))
+            .expect("record loaded from disk after its copy was delivered");
+        assert_eq!(r.status, MessageStatus::UserOffline);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_unwritable_data_dir_is_a_clear_error() {
     let file = std::env::temp_dir().join(format!("wsc-not-a-dir-{}", std::process::id()));

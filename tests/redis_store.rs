@@ -7,6 +7,7 @@ mod common;
 mod redis_harness;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_wsc::model::{MessageKey, MessageRecord, MessageStatus, RecordTarget};
@@ -28,6 +29,7 @@ fn item(user: &str, from: &str, id: &str, expires_ms: u64) -> OfflineItem {
         stored_ms: actix_wsc::model::now_ms(),
         expires_ms,
         seq: 0,
+        record: None,
     }
 }
 
@@ -184,6 +186,145 @@ fn conformance(store: &mut dyn Store) {
     let reopen = store.reopener().expect("durable backends reopen");
     let mut again = reopen().expect("reopen");
     assert_eq!(again.offline_count(&bob).expect("count"), 2);
+    drop(again);
+
+    carried_records(store);
+}
+
+/// A record an item carries is kept like a record: found by its key (and its id) while the
+/// item waits and once it is gone, whatever took it (delivery, the cap, expiry); a record
+/// given in `records` is newer and wins; and it follows the record retention.
+fn carried_records(store: &mut dyn Store) {
+    let far = actix_wsc::model::now_ms() + 3_600_000;
+    let gina = UserId::from("gina");
+    let record = |id: &str, status: MessageStatus| {
+        let mut r = MessageRecord::new(
+            envelope("frank", id, &format!("carried {id}")),
+            RecordTarget::User(gina.clone()),
+            false,
+            Duration::from_secs(5),
+        );
+        r.status = status;
+        r.stamp();
+        r
+    };
+    // An item carries its own message's record (the same envelope).
+    let carrying = |id: &str, r: &MessageRecord, expires_ms: u64| {
+        let mut i = item("gina", "frank", id, expires_ms);
+        i.envelope = r.envelope.clone();
+        i.record = Some(Arc::new(r.clone()));
+        i
+    };
+    let status = |s: &mut dyn Store, id: &str| {
+        s.get_record(&MessageKey::new("frank", id))
+            .expect("get")
+            .map(|r| r.status)
+    };
+
+    let c1 = record("c1", MessageStatus::UserOffline);
+    store
+        .commit(&[carrying("c1", &c1, far)], &[], 10)
+        .expect("commit carried");
+    let got = store
+        .get_record(&c1.key)
+        .expect("get")
+        .expect("kept while its item waits");
+    assert_eq!(got.status, MessageStatus::UserOffline);
+    assert_eq!(got.envelope.content, "carried c1");
+    assert_eq!(got.updated_at, c1.updated_at);
+    assert!(store
+        .load_records()
+        .expect("load")
+        .iter()
+        .any(|r| r.key == c1.key));
+    let found = store.find_records(&"c1".into()).expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, c1.key);
+    assert_eq!(
+        ids(&store.fetch_offline(&gina, 0, 10).expect("fetch")),
+        ["frank/c1"]
+    );
+
+    // A newer version given in `records` wins, the copy waiting or not.
+    let mut newer = c1.clone();
+    newer.status = MessageStatus::Failed;
+    store.commit(&[], &[newer], 10).expect("newer");
+    assert_eq!(status(store, "c1"), Some(MessageStatus::Failed));
+
+    // Delivered and removed: the record stays.
+    let c2 = record("c2", MessageStatus::UserOffline);
+    store
+        .commit(&[carrying("c2", &c2, far)], &[], 10)
+        .expect("commit c2");
+    let n = store
+        .remove_offline(&gina, &[MessageKey::new("frank", "c1"), c2.key.clone()])
+        .expect("remove");
+    assert_eq!(n, 2);
+    assert_eq!(
+        status(store, "c1"),
+        Some(MessageStatus::Failed),
+        "newest kept"
+    );
+    assert_eq!(status(store, "c2"), Some(MessageStatus::UserOffline));
+
+    // An item stored twice: the record of the second still counts.
+    store
+        .commit(&[item("gina", "frank", "c3", far)], &[], 10)
+        .expect("commit c3");
+    let c3 = record("c3", MessageStatus::UserOffline);
+    store
+        .commit(&[carrying("c3", &c3, far)], &[], 10)
+        .expect("commit c3 again");
+    assert_eq!(store.offline_count(&gina).expect("count"), 1);
+    assert_eq!(status(store, "c3"), Some(MessageStatus::UserOffline));
+
+    // Dropped by the cap: the record stays.
+    let c4 = record("c4", MessageStatus::UserOffline);
+    let out = store
+        .commit(&[carrying("c4", &c4, far)], &[], 1)
+        .expect("over the cap");
+    assert_eq!(ids(&out.dropped), ["frank/c3"]);
+    assert_eq!(status(store, "c3"), Some(MessageStatus::UserOffline));
+
+    // What a restart reads.
+    let reopen = store.reopener().expect("durable backends reopen");
+    let mut again = reopen().expect("reopen");
+    let loaded: HashSet<String> = again
+        .load_records()
+        .expect("load")
+        .iter()
+        .filter(|r| r.key.from.as_str() == "frank")
+        .map(|r| r.key.id.to_string())
+        .collect();
+    let all = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect::<HashSet<_>>();
+    assert_eq!(loaded, all(&["c1", "c2", "c3", "c4"]));
+    drop(again);
+
+    // Expired and purged: the record stays until the retention drops it, and then goes
+    // even while its item waits.
+    let now = actix_wsc::model::now_ms();
+    let c5 = record("c5", MessageStatus::UserOffline);
+    store
+        .commit(&[carrying("c5", &c5, now - 1)], &[], 10)
+        .expect("commit c5");
+    store.purge(now, 0).expect("purge expired items");
+    assert_eq!(store.offline_count(&gina).expect("count"), 1, "c4 waits");
+    assert_eq!(status(store, "c5"), Some(MessageStatus::UserOffline));
+    store
+        .purge(now, c5.created_ms + 1)
+        .expect("purge settled records");
+    for id in ["c1", "c2", "c3", "c4", "c5"] {
+        assert_eq!(
+            status(store, id),
+            None,
+            "{id}: settled, older than the retention"
+        );
+    }
+    assert_eq!(
+        store.offline_count(&gina).expect("count"),
+        1,
+        "c4 still waits"
+    );
 }
 
 #[test]

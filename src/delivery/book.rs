@@ -23,8 +23,10 @@ use crate::store::{RecordSource, RecordsChanged};
 type FastMap<K, V> = HashMap<K, V, RandomState>;
 
 struct Entry {
-    /// Boxed, so that the table stays small (cache-friendly probing and eviction).
-    record: Box<MessageRecord>,
+    /// Behind a pointer, so that the table stays small (cache-friendly probing and
+    /// eviction); shared, so that the copy the store keeps with an offline copy costs no
+    /// allocation (a change made while the store still holds it copies the record).
+    record: Arc<MessageRecord>,
     dirty: bool,
     persisted: bool,
     /// Insertion order: what is stored for a user goes in the order it was sent.
@@ -238,7 +240,7 @@ impl Records {
         }
         st.next_seq += 1;
         let entry = Entry {
-            record: Box::new(record),
+            record: Arc::new(record),
             dirty: false,
             persisted: false,
             seq: st.next_seq,
@@ -292,6 +294,26 @@ impl Records {
         }
     }
 
+    /// A copy of `key`'s record for the store to keep with the message's offline copy (one
+    /// write for both), when the record is settled and was never written: it then counts as
+    /// written and leaves the changed set. `None` otherwise (a record written before goes
+    /// through the changed set as usual, so the newest version is the one in the records
+    /// table; an unsettled one changes again soon).
+    pub(crate) fn take_for_copy(&self, key: &MessageKey) -> Option<Arc<MessageRecord>> {
+        self.sink.get()?;
+        let mut st = self.lock();
+        let e = st.map.get_mut(key)?;
+        let settled_ok = e.record.is_final() && !e.record.status.is_failure();
+        if e.persisted || !e.record.is_final() || (settled_ok && !self.limits.persist_settled) {
+            return None;
+        }
+        e.persisted = true;
+        e.dirty = false;
+        // The book's own record is stamped (as written now): the store shares it.
+        Arc::make_mut(&mut e.record).stamp();
+        Some(e.record.clone())
+    }
+
     /// Loads records (at startup) without writing them again.
     pub fn load(&self, mut records: Vec<MessageRecord>) {
         // Oldest first: what is stored again for a user keeps the order it was sent in.
@@ -309,7 +331,7 @@ impl Records {
             st.map.insert(
                 key,
                 Entry {
-                    record: Box::new(r),
+                    record: Arc::new(r),
                     dirty: false,
                     persisted: true,
                     seq,
@@ -371,7 +393,7 @@ impl Records {
     ) -> Option<R> {
         let e = st.map.get_mut(key)?;
         let before = Awaiting::of(&e.record);
-        let out = f(&mut e.record);
+        let out = f(Arc::make_mut(&mut e.record));
         let (entered, left) = before.changes(&e.record);
         for u in &left {
             st.index_remove(u, key);
@@ -563,8 +585,8 @@ impl RecordSource for Records {
             let Some((_, key)) = st.dirty.pop_front() else {
                 break;
             };
-            let Some(e) = st.map.get_mut(&key) else {
-                continue;
+            let Some(e) = st.map.get_mut(&key).filter(|e| e.dirty) else {
+                continue; // gone, or written since with its offline copy
             };
             let settled_ok = e.record.is_final() && !e.record.status.is_failure();
             e.dirty = false;

@@ -302,7 +302,7 @@ impl Reliability {
         self.report(report.failures(&envelope));
         let users = report.offline_users.clone();
         let durable = (!users.is_empty() && self.storable(&envelope))
-            .then(|| self.store_reported(&envelope, users.clone()));
+            .then(|| self.store_reported(&envelope, users.clone(), None));
         let stored_for = if durable.is_some() { users } else { Vec::new() };
         Sent {
             accepted: report.accepted(),
@@ -410,7 +410,10 @@ impl Reliability {
         users: Vec<UserId>,
         redeliver: Vec<UserId>,
     ) -> Durable {
-        let stored = self.store_reported(envelope, users.clone());
+        // The record is settled (the copies are its outcome) and usually never written yet:
+        // the store keeps it with the first copy, one write for both.
+        let record = self.inner.records.take_for_copy(key);
+        let stored = self.store_reported(envelope, users.clone(), record);
         let (rel, key) = (self.clone(), key.clone());
         Box::pin(async move {
             let res = stored.await;
@@ -460,8 +463,13 @@ impl Reliability {
 
     /// Stores `envelope` for each of `users`; resolves once durable. A failure reaches the
     /// handlers.
-    fn store_reported(&self, envelope: &Arc<Envelope>, users: Vec<UserId>) -> Durable {
-        let stored = self.store_copies(envelope, &users);
+    fn store_reported(
+        &self,
+        envelope: &Arc<Envelope>,
+        users: Vec<UserId>,
+        record: Option<Arc<MessageRecord>>,
+    ) -> Durable {
+        let stored = self.store_copies(envelope, &users, record);
         let (rel, envelope) = (self.clone(), envelope.clone());
         Box::pin(async move {
             let res = stored.await;
@@ -472,8 +480,14 @@ impl Reliability {
         })
     }
 
-    /// Stores `envelope` for each of `users`; resolves once durable.
-    fn store_copies(&self, envelope: &Arc<Envelope>, users: &[UserId]) -> Durable {
+    /// Stores `envelope` for each of `users`, the first copy carrying `record`; resolves
+    /// once durable.
+    fn store_copies(
+        &self,
+        envelope: &Arc<Envelope>,
+        users: &[UserId],
+        mut record: Option<Arc<MessageRecord>>,
+    ) -> Durable {
         let Some(store) = self.store().cloned() else {
             return Box::pin(async { Err(StoreError::Unavailable) });
         };
@@ -487,6 +501,7 @@ impl Reliability {
                 stored_ms: now,
                 expires_ms: expires,
                 seq: 0,
+                record: record.take(),
             })
             .collect();
         Box::pin(async move { store.enqueue(items).await })

@@ -49,6 +49,7 @@ impl Store for MemoryStore {
             }
             let mut item = item.clone();
             item.seq = seq;
+            item.record = None;
             q.push_back(item);
             while q.len() > cap {
                 if let Some(old) = q.pop_front() {
@@ -56,7 +57,9 @@ impl Store for MemoryStore {
                 }
             }
         }
-        for r in records {
+        // Records carried by items first: those of `records` are newer.
+        let carried = items.iter().filter_map(|i| i.record.as_deref());
+        for r in carried.chain(records) {
             inner.records.insert(r.key.clone(), r.clone());
         }
         Ok(out)

@@ -9,6 +9,7 @@
 //! commit), answering each writer once its batch is durable.
 
 mod actor;
+mod codec;
 mod memory;
 mod redis_store;
 mod sqlite;
@@ -42,6 +43,11 @@ pub struct OfflineItem {
     /// Its place in the user's queue (assigned by the store; 0 before it is stored).
     #[serde(default)]
     pub seq: u64,
+    /// The message's record, to keep with this copy: set on the first copy of a tracked
+    /// message whose record was never written, so that one write keeps both (see
+    /// [`Store::commit`]). Never read back with the item.
+    #[serde(skip)]
+    pub record: Option<Arc<MessageRecord>>,
 }
 
 /// A message to send later (`DispatchLater`), kept until it is sent.
@@ -102,6 +108,10 @@ pub trait Store: Send + 'static {
     /// Stores offline items and record snapshots in one transaction, then trims each
     /// touched user's queue to `cap`, oldest first. An item already stored for that user
     /// (same sender and id) is not stored twice.
+    ///
+    /// An item's `record` is kept like those of `records` (which are newer, when both hold
+    /// the same message): a backend may keep it with the item (SQLite does, in the item's
+    /// row), as long as it still finds it by its key once the item is gone.
     fn commit(
         &mut self,
         items: &[OfflineItem],

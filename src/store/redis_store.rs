@@ -316,8 +316,11 @@ impl Store for RedisStore {
                 .arg(json)
                 .arg(item.expires_ms);
         }
-        inv.arg(records.len());
-        for r in records {
+        // Records carried by items first: those of `records` are newer.
+        let carried: Vec<&MessageRecord> =
+            items.iter().filter_map(|i| i.record.as_deref()).collect();
+        inv.arg(carried.len() + records.len());
+        for r in carried.into_iter().chain(records) {
             let json = serde_json::to_string(r).map_err(backend)?;
             inv.arg(key_of(&r.key))
                 .arg(json)

@@ -1,46 +1,21 @@
 //! The embedded durable backend: SQLite (bundled) in WAL mode.
 
-use std::collections::HashMap;
+mod records;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection};
 
-use super::{BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
+use super::{codec, BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
 use crate::model::{now_ms, MessageKey, MessageRecord};
 use crate::protocol::{MessageId, UserId};
-
-/// Schema version this code writes.
-const SCHEMA_VERSION: i64 = 2;
-
-/// The tables of schema version 2: offline rows and records keyed by sender and id.
-const SCHEMA_V2: &str = "
-    CREATE TABLE offline (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id TEXT NOT NULL,
-        from_user TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        envelope TEXT NOT NULL,
-        stored_ms INTEGER NOT NULL,
-        expires_ms INTEGER NOT NULL,
-        UNIQUE (user_id, from_user, message_id)
-    );
-    CREATE INDEX offline_user ON offline (user_id, seq);
-    CREATE TABLE records (
-        from_user TEXT NOT NULL,
-        id TEXT NOT NULL,
-        record TEXT NOT NULL,
-        final INTEGER NOT NULL,
-        created_ms INTEGER NOT NULL,
-        PRIMARY KEY (from_user, id)
-    );
-    CREATE TABLE delayed (
-        from_user TEXT NOT NULL,
-        id TEXT NOT NULL,
-        item TEXT NOT NULL,
-        due_ms INTEGER NOT NULL,
-        PRIMARY KEY (from_user, id)
-    );";
+use records::RecordWriter;
 
 /// SQLite in `<data_dir>/wsc.db`.
 pub struct SqliteStore {
@@ -53,8 +28,9 @@ pub struct SqliteStore {
     /// change this store makes). A commit trims only users over the cap, instead of walking
     /// every touched user's queue each batch. Cleared by `purge`.
     queued: HashMap<UserId, usize>,
-    /// Reused JSON buffer.
+    /// Reused buffers: an envelope's JSON, a record's compact encoding.
     json: Vec<u8>,
+    blob: Vec<u8>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -76,19 +52,22 @@ impl SqliteStore {
         let probe = dir.join(".wsc-write-test");
         std::fs::write(&probe, b"ok")
             .map_err(|e| StoreError::DataDir(format!("{} is not writable: {e}", dir.display())))?;
-        let _ = std::fs::remove_file(&probe);
+        if let Err(e) = std::fs::remove_file(&probe) {
+            log::warn!("cannot remove {}: {e}", probe.display());
+        }
         let path = dir.join("wsc.db");
         let conn = Connection::open(&path)
             .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))?;
-        let mut store = SqliteStore {
+        schema::migrate(&conn, &path)?;
+        let store = SqliteStore {
             conn,
             path,
             dir: dir.to_path_buf(),
             max_bytes,
             queued: HashMap::new(),
             json: Vec::new(),
+            blob: Vec::new(),
         };
-        store.migrate()?;
         if max_bytes > 0 {
             let page: i64 = store
                 .conn
@@ -110,67 +89,6 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA busy_timeout = 5000;
-                 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
-            )
-            .map_err(backend)?;
-        let version: Option<i64> = self
-            .conn
-            .query_row("SELECT version FROM schema_version LIMIT 1", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(backend)?;
-        match version {
-            None => self
-                .conn
-                .execute_batch(&format!(
-                    "BEGIN; {SCHEMA_V2} INSERT INTO schema_version (version) VALUES (2); COMMIT;"
-                ))
-                .map_err(backend),
-            Some(1) => {
-                // Version 1 keyed offline rows and records by id alone. Offline rows keep
-                // their order and gain their sender; version-1 records cannot be read by
-                // this version and are dropped (said in the log).
-                let old_records: i64 = self
-                    .conn
-                    .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
-                    .map_err(backend)?;
-                self.conn
-                    .execute_batch(&format!(
-                        "BEGIN;
-                         ALTER TABLE offline RENAME TO offline_v1;
-                         DROP INDEX IF EXISTS offline_user;
-                         DROP TABLE records;
-                         {SCHEMA_V2}
-                         INSERT INTO offline (user_id, from_user, message_id, envelope, stored_ms, expires_ms)
-                             SELECT user_id, COALESCE(json_extract(envelope, '$.from'), ''), message_id,
-                                    envelope, stored_ms, expires_ms
-                             FROM offline_v1 ORDER BY seq;
-                         DROP TABLE offline_v1;
-                         UPDATE schema_version SET version = 2;
-                         COMMIT;"
-                    ))
-                    .map_err(backend)?;
-                log::warn!(
-                    "migrated {} to schema 2: offline messages kept, {old_records} version-1 message records dropped",
-                    self.path.display()
-                );
-                Ok(())
-            }
-            Some(SCHEMA_VERSION) => Ok(()),
-            Some(v) => Err(StoreError::DataDir(format!(
-                "{} has schema version {v}; this server reads version {SCHEMA_VERSION}",
-                self.path.display()
-            ))),
-        }
-    }
 }
 
 fn item_from_row(
@@ -187,6 +105,7 @@ fn item_from_row(
             stored_ms: stored as u64,
             expires_ms: expires as u64,
             seq: seq as u64,
+            record: None,
         }),
         Err(e) => {
             log::error!("unreadable offline message for user_id={user} seq={seq}: {e}");
@@ -195,12 +114,19 @@ fn item_from_row(
     }
 }
 
-/// One transaction: the offline rows, the trim of users over `cap`, the records. `counts`
-/// gets the queue length of every touched user after the batch.
+/// Reused buffers of a commit.
+struct Buffers<'a> {
+    json: &'a mut Vec<u8>,
+    blob: &'a mut Vec<u8>,
+}
+
+/// One transaction: the offline rows (each with the record it carries, if any), the trim of
+/// users over `cap`, the records. `counts` gets the queue length of every touched user
+/// after the batch.
 fn commit_batch<'a>(
     conn: &Connection,
     queued: &HashMap<UserId, usize>,
-    json: &mut Vec<u8>,
+    buf: Buffers<'_>,
     counts: &mut HashMap<&'a UserId, usize>,
     items: &'a [OfflineItem],
     records: &[MessageRecord],
@@ -211,18 +137,26 @@ fn commit_batch<'a>(
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO offline (user_id, from_user, message_id, envelope, stored_ms, expires_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO offline
+                     (user_id, from_user, message_id, envelope, stored_ms, expires_ms, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(backend)?;
         let mut order: Vec<&UserId> = Vec::new();
+        // Records whose copy was stored before: kept in the records table instead.
+        let mut unfolded: Vec<&MessageRecord> = Vec::new();
         let mut count = tx
             .prepare_cached("SELECT COUNT(*) FROM offline WHERE user_id = ?1")
             .map_err(backend)?;
         for item in items {
-            json.clear();
-            serde_json::to_writer(&mut *json, &item.envelope).map_err(backend)?;
-            let text = std::str::from_utf8(json).map_err(backend)?;
+            buf.json.clear();
+            serde_json::to_writer(&mut *buf.json, &item.envelope).map_err(backend)?;
+            let text = std::str::from_utf8(buf.json).map_err(backend)?;
+            let record = item.record.as_deref().map(|r| {
+                buf.blob.clear();
+                codec::encode(r, buf.blob);
+                buf.blob.as_slice()
+            });
             let added = insert
                 .execute(params![
                     item.user_id.as_str(),
@@ -230,9 +164,13 @@ fn commit_batch<'a>(
                     item.envelope.id.as_str(),
                     text,
                     item.stored_ms as i64,
-                    item.expires_ms as i64
+                    item.expires_ms as i64,
+                    record
                 ])
                 .map_err(backend)?;
+            if added == 0 {
+                unfolded.extend(item.record.as_deref());
+            }
             match counts.get_mut(&item.user_id) {
                 Some(n) => *n += added,
                 None => {
@@ -249,54 +187,61 @@ fn commit_batch<'a>(
                 }
             }
         }
-        let mut over = tx
-            .prepare_cached(
-                "SELECT seq, envelope, stored_ms, expires_ms FROM offline WHERE user_id = ?1
-                 ORDER BY seq DESC LIMIT -1 OFFSET ?2",
-            )
-            .map_err(backend)?;
-        let mut delete = tx
-            .prepare_cached("DELETE FROM offline WHERE seq = ?1")
-            .map_err(backend)?;
         for user in order {
             let Some(n) = counts.get_mut(user).filter(|n| **n > cap) else {
                 continue;
             };
-            let rows: Vec<(i64, String, i64, i64)> = over
-                .query_map(params![user.as_str(), cap as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .map_err(backend)?
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            for (seq, json, stored, expires) in rows.into_iter().rev() {
-                *n = n.saturating_sub(delete.execute(params![seq]).map_err(backend)?);
-                if let Some(item) = item_from_row(user, &json, stored, expires, seq) {
-                    out.dropped.push(item);
-                }
-            }
+            let dropped = trim(&tx, user, cap)?;
+            *n = n.saturating_sub(dropped.len());
+            out.dropped.extend(dropped);
         }
-        let mut save = tx
-            .prepare_cached(
-                "INSERT INTO records (from_user, id, record, final, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (from_user, id) DO UPDATE SET record = excluded.record, final = excluded.final",
-            )
-            .map_err(backend)?;
-        for r in records {
-            json.clear();
-            serde_json::to_writer(&mut *json, r).map_err(backend)?;
-            let text = std::str::from_utf8(json).map_err(backend)?;
-            save.execute(params![
-                r.key.from.as_str(),
-                r.key.id.as_str(),
-                text,
-                r.is_final() as i64,
-                r.created_ms as i64
-            ])
-            .map_err(backend)?;
+        let mut save = RecordWriter::new(&tx)?;
+        // The records given are newer than those their copies carried.
+        for r in unfolded.into_iter().chain(records) {
+            save.save(r)?;
         }
     }
     tx.commit().map_err(backend)?;
+    Ok(out)
+}
+
+/// Deletes the oldest rows of `user` beyond `cap`; returns them (the records they carried
+/// moved to the records table).
+fn trim(conn: &Connection, user: &UserId, cap: usize) -> Result<Vec<OfflineItem>, StoreError> {
+    let mut over = conn
+        .prepare_cached(
+            "SELECT seq, envelope, stored_ms, expires_ms, from_user, message_id, record
+             FROM offline WHERE user_id = ?1 ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+        )
+        .map_err(backend)?;
+    let mut delete = conn
+        .prepare_cached("DELETE FROM offline WHERE seq = ?1")
+        .map_err(backend)?;
+    type Over = (i64, String, i64, i64, String, String, Option<Vec<u8>>);
+    let rows: Vec<Over> = over
+        .query_map(params![user.as_str(), cap as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .map_err(backend)?
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (seq, json, stored, expires, from, id, record) in rows.into_iter().rev() {
+        if let Some(blob) = record {
+            records::keep_folded(conn, &from, &id, &blob, &json)?;
+        }
+        if delete.execute(params![seq]).map_err(backend)? > 0 {
+            out.extend(item_from_row(user, &json, stored, expires, seq));
+        }
+    }
     Ok(out)
 }
 
@@ -309,10 +254,14 @@ impl Store for SqliteStore {
     ) -> Result<BatchOutcome, StoreError> {
         // Queue lengths after this batch, applied to `self.queued` only once it committed.
         let mut counts: HashMap<&UserId, usize> = HashMap::new();
+        let buf = Buffers {
+            json: &mut self.json,
+            blob: &mut self.blob,
+        };
         let result = commit_batch(
             &self.conn,
             &self.queued,
-            &mut self.json,
+            buf,
             &mut counts,
             items,
             records,
@@ -377,15 +326,27 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction().map_err(backend)?;
         let mut n = 0;
         {
+            // A record the row carries moves to the records table (it outlives the copy).
             let mut stmt = tx
                 .prepare_cached(
-                    "DELETE FROM offline WHERE user_id = ?1 AND from_user = ?2 AND message_id = ?3",
+                    "DELETE FROM offline WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3
+                     RETURNING record, iif(record IS NULL, NULL, envelope)",
                 )
                 .map_err(backend)?;
             for k in keys {
-                n += stmt
-                    .execute(params![user.as_str(), k.from.as_str(), k.id.as_str()])
+                let mut rows = stmt
+                    .query(params![k.from.as_str(), k.id.as_str(), user.as_str()])
                     .map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    n += 1;
+                    if let (ValueRef::Blob(blob), ValueRef::Text(envelope)) = (
+                        row.get_ref(0).map_err(backend)?,
+                        row.get_ref(1).map_err(backend)?,
+                    ) {
+                        let envelope = std::str::from_utf8(envelope).map_err(backend)?;
+                        records::keep_folded(&tx, k.from.as_str(), k.id.as_str(), blob, envelope)?;
+                    }
+                }
             }
         }
         tx.commit().map_err(backend)?;
@@ -397,79 +358,64 @@ impl Store for SqliteStore {
 
     fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError> {
         self.queued.clear();
-        let a = self
-            .conn
+        let tx = self.conn.transaction().map_err(backend)?;
+        records::purge_folded(&tx, now_ms, records_before_ms)?;
+        let a = tx
             .execute(
                 "DELETE FROM offline WHERE expires_ms <= ?1",
                 params![now_ms as i64],
             )
             .map_err(backend)?;
-        let b = self
-            .conn
+        let b = tx
             .execute(
                 "DELETE FROM records WHERE final = 1 AND created_ms < ?1",
                 params![records_before_ms as i64],
             )
             .map_err(backend)?;
+        tx.commit().map_err(backend)?;
         Ok(a + b)
     }
 
     fn load_records(&mut self) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT from_user, id, record FROM records")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (from, id, json) = row.map_err(backend)?;
-            let record = serde_json::from_str(&json).map_err(|e| {
-                StoreError::Backend(format!(
-                    "unreadable message record id={id} from={from} in {}: {e}",
-                    self.path.display()
-                ))
-            })?;
-            out.push(record);
+        let rows = records::records_where(&self.conn, records::ALL_RECORDS, [])?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let r =
+                r.map_err(|e| StoreError::Backend(format!("{e} (in {})", self.path.display())))?;
+            if seen.insert(r.key.clone()) {
+                out.push(r);
+            }
         }
         Ok(out)
     }
 
     fn get_record(&mut self, key: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
-        let json: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT record FROM records WHERE from_user = ?1 AND id = ?2",
+        for sql in [records::RECORD_ROW, records::FOLDED_RECORD] {
+            let found = records::records_where(
+                &self.conn,
+                sql,
                 params![key.from.as_str(), key.id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?;
-        json.map(|j| serde_json::from_str(&j).map_err(backend))
-            .transpose()
+            )?;
+            if let Some(r) = found.into_iter().next() {
+                return r.map(Some).map_err(StoreError::Backend);
+            }
+        }
+        Ok(None)
     }
 
     fn find_records(&mut self, id: &MessageId) -> Result<Vec<MessageRecord>, StoreError> {
         // No index on the id alone (it would cost every record write): this lookup is for
         // the HTTP API, and the table holds unsettled records only on one node.
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT record FROM records WHERE id = ?1")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![id.as_str()], |r| r.get::<_, String>(0))
-            .map_err(backend)?;
+        let rows =
+            records::records_where(&self.conn, records::RECORDS_BY_ID, params![id.as_str()])?;
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for json in rows {
-            let json = json.map_err(backend)?;
-            out.push(serde_json::from_str(&json).map_err(backend)?);
+        for r in rows {
+            let r = r.map_err(StoreError::Backend)?;
+            if seen.insert(r.key.clone()) {
+                out.push(r);
+            }
         }
         Ok(out)
     }
