@@ -302,7 +302,7 @@ impl Reliability {
         self.report(report.failures(&envelope));
         let users = report.offline_users.clone();
         let durable = (!users.is_empty() && self.storable(&envelope))
-            .then(|| self.store_reported(&envelope, users.clone(), None));
+            .then(|| Box::pin(self.store_reported(&envelope, users.clone(), None)) as Durable);
         let stored_for = if durable.is_some() { users } else { Vec::new() };
         Sent {
             accepted: report.accepted(),
@@ -468,29 +468,27 @@ impl Reliability {
         envelope: &Arc<Envelope>,
         users: Vec<UserId>,
         record: Option<Arc<MessageRecord>>,
-    ) -> Durable {
+    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
         let stored = self.store_copies(envelope, &users, record);
         let (rel, envelope) = (self.clone(), envelope.clone());
-        Box::pin(async move {
+        async move {
             let res = stored.await;
             if let Err(e) = &res {
                 rel.report_store_error(&envelope, &users, e);
             }
             res
-        })
+        }
     }
 
-    /// Stores `envelope` for each of `users`, the first copy carrying `record`; resolves
-    /// once durable.
+    /// Stores `envelope` for each of `users` (queued now), the first copy carrying `record`;
+    /// resolves once durable.
     fn store_copies(
         &self,
         envelope: &Arc<Envelope>,
         users: &[UserId],
         mut record: Option<Arc<MessageRecord>>,
-    ) -> Durable {
-        let Some(store) = self.store().cloned() else {
-            return Box::pin(async { Err(StoreError::Unavailable) });
-        };
+    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        let store = self.store();
         let now = now_ms();
         let expires = now.saturating_add(self.inner.tuning.ttl_ms());
         let items = users
@@ -504,7 +502,14 @@ impl Reliability {
                 record: record.take(),
             })
             .collect();
-        Box::pin(async move { store.enqueue(items).await })
+        // Queued now; only the answer is awaited.
+        let stored = store.map(|s| s.enqueue(items));
+        async move {
+            match stored {
+                Some(stored) => stored.await,
+                None => Err(StoreError::Unavailable),
+            }
+        }
     }
 
     fn unstore(&self, user: UserId, key: MessageKey) {

@@ -3,16 +3,21 @@
 //! ([`SqliteStore`], WAL mode) that the server binary uses by default, and a Redis backend
 //! ([`RedisStore`]) that several nodes can share.
 //!
-//! Blocking I/O never runs on the hub's thread: a `StoreActor` owns the backend on an
-//! actix `SyncArbiter` thread, and a `StoreWriter` on the hub's arbiter gathers writes for
-//! a short window (`store.batch_window_ms`) and commits them in one transaction (group
-//! commit), answering each writer once its batch is durable.
+//! Blocking I/O never runs on the hub's thread: the store thread owns the backend. Offline
+//! items go straight into its queue and are committed in batches (group commit: while one
+//! transaction runs, the next batch fills), each caller answered once its batch is durable;
+//! changed records are pulled from the record book with each batch, or after a short window
+//! (`store.batch_window_ms`) when no batch goes.
 
 mod actor;
 mod codec;
+mod intake;
 mod memory;
 mod redis_store;
 mod sqlite;
+#[cfg(test)]
+mod tests;
+mod thread;
 
 use std::fmt;
 use std::sync::Arc;

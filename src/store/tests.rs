@@ -1,0 +1,218 @@
+//! The store thread and its queue: a caller is answered only once its batch is durable,
+//! batches keep callers whole and stay within `max_batch`, and a panicking backend is
+//! reopened.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+
+use super::{
+    BatchOutcome, DelayedItem, OfflineItem, RecordSource, Reopen, Store, StoreError, StoreHandle,
+};
+use crate::config::StoreConfig;
+use crate::metrics::AtomicHistogram;
+use crate::model::{DeliveriesFailed, MessageKey, MessageRecord};
+use crate::protocol::{Envelope, UserId};
+
+/// A backend whose commits report their size and wait for the test's go; a commit of
+/// `PANIC_AT` items panics.
+struct Gate {
+    started: mpsc::Sender<usize>,
+    go: Arc<Mutex<mpsc::Receiver<()>>>,
+    committed: Arc<Mutex<Vec<usize>>>,
+}
+
+const PANIC_AT: usize = 13;
+
+impl Store for Gate {
+    fn commit(
+        &mut self,
+        items: &[OfflineItem],
+        _: &[MessageRecord],
+        _: usize,
+    ) -> Result<BatchOutcome, StoreError> {
+        if items.len() == PANIC_AT {
+            panic!("a backend bug");
+        }
+        self.started.send(items.len()).expect("test listens");
+        self.go
+            .lock()
+            .expect("go")
+            .recv()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.committed.lock().expect("committed").push(items.len());
+        Ok(BatchOutcome::default())
+    }
+    fn fetch_offline(
+        &mut self,
+        _: &UserId,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<OfflineItem>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn remove_offline(&mut self, _: &UserId, _: &[MessageKey]) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    fn purge(&mut self, _: u64, _: u64) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    fn load_records(&mut self) -> Result<Vec<MessageRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn get_record(&mut self, _: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(None)
+    }
+    fn offline_count(&mut self, _: &UserId) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    fn save_delayed(&mut self, _: &DelayedItem) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn remove_delayed(&mut self, _: &MessageKey) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn load_delayed(&mut self) -> Result<Vec<DelayedItem>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn reopener(&self) -> Option<Reopen> {
+        let (started, go, committed) = (
+            self.started.clone(),
+            self.go.clone(),
+            self.committed.clone(),
+        );
+        Some(Box::new(move || {
+            Ok(Box::new(Gate {
+                started: started.clone(),
+                go: go.clone(),
+                committed: committed.clone(),
+            }) as Box<dyn Store>)
+        }))
+    }
+}
+
+struct NoRecords;
+
+impl RecordSource for NoRecords {
+    fn take_changed(&self, _: u64, _: bool) -> Vec<MessageRecord> {
+        Vec::new()
+    }
+}
+
+struct Sink;
+
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+
+impl Handler<DeliveriesFailed> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: DeliveriesFailed, _: &mut Context<Self>) {}
+}
+
+struct Harness {
+    store: StoreHandle,
+    started: mpsc::Receiver<usize>,
+    go: mpsc::Sender<()>,
+    committed: Arc<Mutex<Vec<usize>>>,
+    restarts: Arc<Mutex<Vec<&'static str>>>,
+}
+
+fn harness(max_batch: usize) -> Harness {
+    let (started_tx, started) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    let committed = Arc::new(Mutex::new(Vec::new()));
+    let restarts = Arc::new(Mutex::new(Vec::new()));
+    let gate = Gate {
+        started: started_tx,
+        go: Arc::new(Mutex::new(go_rx)),
+        committed: committed.clone(),
+    };
+    let config = StoreConfig {
+        max_batch,
+        ..StoreConfig::default()
+    };
+    let seen = restarts.clone();
+    let store = StoreHandle::start(
+        Box::new(gate),
+        &config,
+        Arc::new(NoRecords),
+        Sink.start().recipient(),
+        Arc::new(move |actor| seen.lock().expect("restarts").push(actor)),
+        Arc::new(AtomicHistogram::latency()),
+    );
+    Harness {
+        store,
+        started,
+        go,
+        committed,
+        restarts,
+    }
+}
+
+fn items(n: usize) -> Vec<OfflineItem> {
+    let envelope = Arc::new(Envelope::system_text("x"));
+    (0..n)
+        .map(|_| OfflineItem {
+            user_id: "u".into(),
+            envelope: envelope.clone(),
+            stored_ms: 0,
+            expires_ms: u64::MAX,
+            seq: 0,
+            record: None,
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn callers_are_answered_once_their_batch_is_durable_in_whole_batches() {
+    let h = harness(1000);
+    let mut a = Box::pin(h.store.enqueue(items(400)));
+    // The store thread took `a` alone and is inside its commit.
+    assert_eq!(h.started.recv(), Ok(400));
+    let mut b = Box::pin(h.store.enqueue(items(400)));
+    let mut c = Box::pin(h.store.enqueue(items(400)));
+    let mut d = Box::pin(h.store.enqueue(items(400)));
+    assert!(
+        a.as_mut().now_or_never().is_none(),
+        "answered before durable"
+    );
+    h.go.send(()).expect("go");
+    assert_eq!(a.await, Ok(()));
+    // `b` and `c` share the next batch; `d` would take it over 1000.
+    assert_eq!(h.started.recv(), Ok(800));
+    assert!(b.as_mut().now_or_never().is_none());
+    assert!(c.as_mut().now_or_never().is_none());
+    h.go.send(()).expect("go");
+    assert_eq!(b.await, Ok(()));
+    assert_eq!(c.await, Ok(()));
+    assert_eq!(h.started.recv(), Ok(400));
+    assert!(d.as_mut().now_or_never().is_none());
+    h.go.send(()).expect("go");
+    assert_eq!(d.await, Ok(()));
+    assert_eq!(*h.committed.lock().expect("committed"), [400, 800, 400]);
+    // A caller larger than a batch is not split.
+    let e = h.store.enqueue(items(1500));
+    assert_eq!(h.started.recv(), Ok(1500));
+    h.go.send(()).expect("go");
+    assert_eq!(e.await, Ok(()));
+}
+
+#[actix_rt::test]
+async fn a_panicking_backend_fails_its_batch_and_is_reopened() {
+    let h = harness(1000);
+    let failed = h.store.enqueue(items(PANIC_AT)).await;
+    assert!(
+        matches!(failed, Err(StoreError::Backend(ref m)) if m.contains("panicked")),
+        "{failed:?}"
+    );
+    assert_eq!(*h.restarts.lock().expect("restarts"), ["store"]);
+    // The same backend, reopened, takes the next batch.
+    let next = h.store.enqueue(items(2));
+    assert_eq!(h.started.recv(), Ok(2));
+    h.go.send(()).expect("go");
+    assert_eq!(next.await, Ok(()));
+    assert_eq!(h.store.count("u".into()).await, Ok(0), "queries run too");
+}

@@ -1,0 +1,204 @@
+//! The store thread: owns the blocking backend, takes its work from the [`Intake`] (a batch
+//! of offline items committed with the changed records that are due, and the queries), and
+//! never runs on the hub's thread.
+//!
+//! A panic in the backend is caught: the batch or query fails, the restart is published
+//! (`store`), and the same backend is reopened ([`Store::reopener`]); if it cannot be,
+//! every later operation fails with [`StoreError::Unavailable`]: durability never switches
+//! quietly to memory.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use actix::Recipient;
+
+use super::intake::{Intake, Work};
+use super::{BatchOutcome, OfflineItem, RecordSource, Reopen, Store, StoreError};
+use crate::error::FailureKind;
+use crate::metrics::AtomicHistogram;
+use crate::model::{failure, now_ms, DeliveriesFailed, MessageRecord};
+
+/// What the store thread needs besides its backend.
+pub(crate) struct Wiring {
+    pub intake: Arc<Intake>,
+    pub source: Arc<dyn RecordSource>,
+    pub failures: Recipient<DeliveriesFailed>,
+    pub on_restart: Arc<dyn Fn(&'static str) + Send + Sync>,
+    pub cap: usize,
+    /// How long each commit takes (`wsc_store_commit_seconds`).
+    pub commit_latency: Arc<AtomicHistogram>,
+}
+
+/// The backend, as the store thread holds it.
+pub(crate) struct Backend {
+    store: Option<Box<dyn Store>>,
+    reopen: Option<Reopen>,
+    wiring: Wiring,
+}
+
+impl Backend {
+    /// Runs `f` on the backend (`Unavailable` when it could not be reopened).
+    pub fn with<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Store) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        match self.store.as_mut() {
+            Some(s) => f(s.as_mut()),
+            None => Err(StoreError::Unavailable),
+        }
+    }
+
+    /// One transaction of `items` and `records`; tells the failure handlers about messages
+    /// the per-user cap dropped.
+    pub fn commit(
+        &mut self,
+        items: &[OfflineItem],
+        records: &[MessageRecord],
+    ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let cap = self.wiring.cap;
+        let out = self.with(|s| s.commit(items, records, cap));
+        self.wiring
+            .commit_latency
+            .observe_us(started.elapsed().as_micros() as u64);
+        match out {
+            Ok(outcome) => {
+                self.report_dropped(outcome);
+                Ok(())
+            }
+            Err(e) => {
+                log::error!(
+                    "store commit failed ({} offline items, {} records): {e}",
+                    items.len(),
+                    records.len()
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits every waiting item and every changed record (shutdown).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let batches = self.wiring.intake.take_all();
+        let records = self.wiring.source.take_changed(now_ms(), true);
+        let items: Vec<OfflineItem> = batches
+            .iter()
+            .flat_map(|b| b.items.iter().cloned())
+            .collect();
+        let result = if items.is_empty() && records.is_empty() {
+            Ok(())
+        } else {
+            self.commit(&items, &records)
+        };
+        for b in batches {
+            b.answer(result.clone());
+        }
+        result
+    }
+
+    fn report_dropped(&self, outcome: BatchOutcome) {
+        if outcome.dropped.is_empty() {
+            return;
+        }
+        log::warn!(
+            "offline queue cap reached: dropped {} oldest messages",
+            outcome.dropped.len()
+        );
+        let failures = outcome
+            .dropped
+            .into_iter()
+            .map(|i| {
+                failure(
+                    FailureKind::QueueFull,
+                    &i.envelope,
+                    Some(i.user_id),
+                    None,
+                    "offline queue cap reached; oldest message dropped",
+                )
+            })
+            .collect();
+        if let Err(e) = self.wiring.failures.try_send(DeliveriesFailed { failures }) {
+            log::error!("cannot report dropped offline messages: {e}");
+        }
+    }
+
+    /// After a panic: the same backend, reopened, or none.
+    fn restart(&mut self) {
+        (self.wiring.on_restart)("store");
+        self.store = match self.reopen.as_ref().map(|f| f()) {
+            Some(Ok(s)) => {
+                log::error!("store thread recovered from a panic: reopened the same backend");
+                Some(s)
+            }
+            Some(Err(e)) => {
+                log::error!("store thread panicked and cannot reopen its backend: {e}; every store operation now fails");
+                None
+            }
+            None => {
+                log::error!("store thread panicked; its backend cannot be reopened: every store operation now fails");
+                None
+            }
+        };
+    }
+
+    /// One round: the queries, then the batch with the changed records that are due.
+    fn round(&mut self, work: Work) {
+        for job in work.jobs {
+            if catch_unwind(AssertUnwindSafe(|| job(self))).is_err() {
+                // The job's answer went with it: its caller hears `Unavailable`.
+                self.restart();
+            }
+        }
+        if !work.records && work.batch.is_none() {
+            return;
+        }
+        let records = self.wiring.source.take_changed(now_ms(), false);
+        let Some(batch) = work.batch else {
+            if !records.is_empty() {
+                if let Err(e) = self.guarded(|b| b.commit(&[], &records)) {
+                    // The book keeps them in memory; the next change writes them again.
+                    log::warn!("{} changed records not written: {e}", records.len());
+                }
+            }
+            return;
+        };
+        let result = self.guarded(|b| b.commit(&batch.items, &records));
+        batch.answer(result);
+    }
+
+    fn guarded(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.restart();
+                Err(StoreError::Backend("the store thread panicked".into()))
+            }
+        }
+    }
+}
+
+/// Starts the store thread on `store`. If it cannot start, every operation fails.
+pub(crate) fn spawn(store: Box<dyn Store>, wiring: Wiring) {
+    let reopen = store.reopener();
+    let intake = wiring.intake.clone();
+    let mut backend = Backend {
+        store: Some(store),
+        reopen,
+        wiring,
+    };
+    let started = std::thread::Builder::new()
+        .name("wsc-store".into())
+        .spawn(move || {
+            let intake = backend.wiring.intake.clone();
+            while let Some(work) = intake.next() {
+                backend.round(work);
+            }
+        });
+    if let Err(e) = started {
+        log::error!("cannot start the store thread: {e}; every store operation fails");
+        intake.kill();
+    }
+}
