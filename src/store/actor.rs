@@ -4,7 +4,8 @@
 //!
 //! Offline items go straight into the store thread's queue ([`Intake`]) from the caller's
 //! thread and are committed with the next batch; their future resolves once the batch is
-//! durable. Queries go to the same thread, in order.
+//! durable. Queries go to the same thread, in the order they were made: each method queues
+//! its work when called, not when its future is first polled.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::intake::Intake;
+use super::intake::{Intake, Job};
 use super::thread::{self, Wiring};
 use super::{DelayedItem, OfflineItem, Store, StoreError};
 use crate::config::StoreConfig;
@@ -136,16 +137,19 @@ impl StoreHandle {
         f: impl FnOnce(&mut thread::Backend) -> Result<R, StoreError> + Send + 'static,
     ) -> impl Future<Output = Result<R, StoreError>> + 'static {
         let (tx, rx) = oneshot::channel();
-        let queued = self.intake.job(Box::new(move |backend| {
+        self.queue(Job::Run(Box::new(move |backend| {
             if tx.send(f(backend)).is_err() {
                 log::debug!("store query answered with no caller waiting");
             }
-        }));
-        if !queued {
-            log::error!("store thread not running: a store operation fails");
-        }
+        })));
         // Dropped unanswered (not queued, or the thread lost it): `Unavailable`.
         async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) }
+    }
+
+    fn queue(&self, job: Job) {
+        if !self.intake.job(job) {
+            log::error!("store thread not running: a store operation fails");
+        }
     }
 
     /// Stores items (queued at once, committed with the next batch); the future resolves
@@ -158,70 +162,93 @@ impl StoreHandle {
     }
 
     /// Writes every changed record and pending item now (shutdown).
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.call(|b| b.flush()).await
+    pub fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        self.call(|b| b.flush())
     }
 
     /// A user's queued items after `after_seq`, oldest first.
-    pub async fn fetch(
+    pub fn fetch(
         &self,
         user_id: UserId,
         after_seq: u64,
         limit: usize,
-    ) -> Result<Vec<OfflineItem>, StoreError> {
+    ) -> impl Future<Output = Result<Vec<OfflineItem>, StoreError>> + 'static {
         self.call(move |b| b.with(|s| s.fetch_offline(&user_id, after_seq, limit)))
-            .await
     }
 
-    /// Removes delivered items.
-    pub async fn remove(
+    /// Removes delivered items (with the other removals waiting, in one transaction).
+    pub fn remove(
         &self,
         user_id: UserId,
         keys: Vec<MessageKey>,
-    ) -> Result<usize, StoreError> {
-        self.call(move |b| b.with(|s| s.remove_offline(&user_id, &keys)))
-            .await
+    ) -> impl Future<Output = Result<usize, StoreError>> + 'static {
+        let (done, rx) = oneshot::channel();
+        self.queue(Job::Remove {
+            user: user_id,
+            keys,
+            done,
+        });
+        async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) }
     }
 
     /// Queued items of every user.
-    pub async fn offline_total(&self) -> Result<usize, StoreError> {
-        self.call(|b| b.with(|s| s.offline_total())).await
+    pub fn offline_total(&self) -> impl Future<Output = Result<usize, StoreError>> + 'static {
+        self.call(|b| b.with(|s| s.offline_total()))
     }
 
     /// How many items a user has queued.
-    pub async fn count(&self, user_id: UserId) -> Result<usize, StoreError> {
+    pub fn count(
+        &self,
+        user_id: UserId,
+    ) -> impl Future<Output = Result<usize, StoreError>> + 'static {
         self.call(move |b| b.with(|s| s.offline_count(&user_id)))
-            .await
     }
 
     /// One stored record.
-    pub async fn get_record(&self, key: MessageKey) -> Result<Option<MessageRecord>, StoreError> {
-        self.call(move |b| b.with(|s| s.get_record(&key))).await
+    pub fn get_record(
+        &self,
+        key: MessageKey,
+    ) -> impl Future<Output = Result<Option<MessageRecord>, StoreError>> + 'static {
+        self.call(move |b| b.with(|s| s.get_record(&key)))
     }
 
     /// The stored records with this id, from any sender.
-    pub async fn find_records(&self, id: MessageId) -> Result<Vec<MessageRecord>, StoreError> {
-        self.call(move |b| b.with(|s| s.find_records(&id))).await
+    pub fn find_records(
+        &self,
+        id: MessageId,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, StoreError>> + 'static {
+        self.call(move |b| b.with(|s| s.find_records(&id)))
     }
 
     /// Keeps a delayed message; resolves once durable.
-    pub async fn save_delayed(&self, item: DelayedItem) -> Result<(), StoreError> {
-        self.call(move |b| b.with(|s| s.save_delayed(&item))).await
+    pub fn save_delayed(
+        &self,
+        item: DelayedItem,
+    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        self.call(move |b| b.with(|s| s.save_delayed(&item)))
     }
 
     /// Forgets a delayed message that was sent.
-    pub async fn remove_delayed(&self, key: MessageKey) -> Result<(), StoreError> {
-        self.call(move |b| b.with(|s| s.remove_delayed(&key))).await
+    pub fn remove_delayed(
+        &self,
+        key: MessageKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        self.call(move |b| b.with(|s| s.remove_delayed(&key)))
     }
 
     /// Every delayed message.
-    pub async fn load_delayed(&self) -> Result<Vec<DelayedItem>, StoreError> {
-        self.call(|b| b.with(|s| s.load_delayed())).await
+    pub fn load_delayed(
+        &self,
+    ) -> impl Future<Output = Result<Vec<DelayedItem>, StoreError>> + 'static {
+        self.call(|b| b.with(|s| s.load_delayed()))
     }
 
     /// Retention cleanup.
-    pub async fn purge(&self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError> {
+    pub fn purge(
+        &self,
+        now_ms: u64,
+        records_before_ms: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + 'static {
         self.call(move |b| b.with(|s| s.purge(now_ms, records_before_ms)))
-            .await
     }
 }

@@ -16,11 +16,25 @@ use tokio::sync::oneshot;
 
 use super::thread::Backend;
 use super::{OfflineItem, StoreError};
+use crate::model::MessageKey;
+use crate::protocol::UserId;
 
 type Answer = Result<(), StoreError>;
 
 /// A query for the store thread.
-pub(crate) type Job = Box<dyn FnOnce(&mut Backend) + Send>;
+pub(crate) enum Job {
+    /// Removes delivered copies; removals waiting next to each other share one transaction.
+    Remove {
+        /// The user.
+        user: UserId,
+        /// The delivered messages.
+        keys: Vec<MessageKey>,
+        /// How many were removed.
+        done: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    /// Anything else, run on the backend.
+    Run(Box<dyn FnOnce(&mut Backend) + Send>),
+}
 
 /// Items committed together, and their callers' answer.
 pub(crate) struct Batch {

@@ -136,6 +136,19 @@ pub trait Store: Send + 'static {
     /// Removes delivered items; returns how many.
     fn remove_offline(&mut self, user: &UserId, keys: &[MessageKey]) -> Result<usize, StoreError>;
 
+    /// Several [`Store::remove_offline`] at once (what the store thread has waiting), each
+    /// answered. The default removes them one after the other; SQLite does them in one
+    /// transaction (then they fail or succeed together).
+    fn remove_offline_many(
+        &mut self,
+        removals: &[(UserId, Vec<MessageKey>)],
+    ) -> Vec<Result<usize, StoreError>> {
+        removals
+            .iter()
+            .map(|(user, keys)| self.remove_offline(user, keys))
+            .collect()
+    }
+
     /// Drops expired items and settled records last changed before `records_before_ms`.
     fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError>;
 

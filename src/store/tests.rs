@@ -1,6 +1,6 @@
 //! The store thread and its queue: a caller is answered only once its batch is durable,
-//! batches keep callers whole and stay within `max_batch`, and a panicking backend is
-//! reopened.
+//! batches keep callers whole and stay within `max_batch`, removals waiting together reach
+//! the backend together (never past another query), and a panicking backend is reopened.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -17,11 +17,12 @@ use crate::model::{DeliveriesFailed, MessageKey, MessageRecord};
 use crate::protocol::{Envelope, UserId};
 
 /// A backend whose commits report their size and wait for the test's go; a commit of
-/// `PANIC_AT` items panics.
+/// `PANIC_AT` items panics. It logs the calls that reach it.
 struct Gate {
     started: mpsc::Sender<usize>,
     go: Arc<Mutex<mpsc::Receiver<()>>>,
     committed: Arc<Mutex<Vec<usize>>>,
+    calls: Arc<Mutex<Vec<String>>>,
 }
 
 const PANIC_AT: usize = 13;
@@ -54,7 +55,18 @@ impl Store for Gate {
         Ok(Vec::new())
     }
     fn remove_offline(&mut self, _: &UserId, _: &[MessageKey]) -> Result<usize, StoreError> {
-        Ok(0)
+        unreachable!("the store thread removes with remove_offline_many")
+    }
+    fn remove_offline_many(
+        &mut self,
+        removals: &[(UserId, Vec<MessageKey>)],
+    ) -> Vec<Result<usize, StoreError>> {
+        let users: Vec<&str> = removals.iter().map(|(u, _)| u.as_str()).collect();
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("remove {}", users.join(",")));
+        removals.iter().map(|(_, keys)| Ok(keys.len())).collect()
     }
     fn purge(&mut self, _: u64, _: u64) -> Result<usize, StoreError> {
         Ok(0)
@@ -65,7 +77,11 @@ impl Store for Gate {
     fn get_record(&mut self, _: &MessageKey) -> Result<Option<MessageRecord>, StoreError> {
         Ok(None)
     }
-    fn offline_count(&mut self, _: &UserId) -> Result<usize, StoreError> {
+    fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("count {user}"));
         Ok(0)
     }
     fn save_delayed(&mut self, _: &DelayedItem) -> Result<(), StoreError> {
@@ -78,16 +94,18 @@ impl Store for Gate {
         Ok(Vec::new())
     }
     fn reopener(&self) -> Option<Reopen> {
-        let (started, go, committed) = (
+        let (started, go, committed, calls) = (
             self.started.clone(),
             self.go.clone(),
             self.committed.clone(),
+            self.calls.clone(),
         );
         Some(Box::new(move || {
             Ok(Box::new(Gate {
                 started: started.clone(),
                 go: go.clone(),
                 committed: committed.clone(),
+                calls: calls.clone(),
             }) as Box<dyn Store>)
         }))
     }
@@ -117,6 +135,7 @@ struct Harness {
     started: mpsc::Receiver<usize>,
     go: mpsc::Sender<()>,
     committed: Arc<Mutex<Vec<usize>>>,
+    calls: Arc<Mutex<Vec<String>>>,
     restarts: Arc<Mutex<Vec<&'static str>>>,
 }
 
@@ -124,11 +143,13 @@ fn harness(max_batch: usize) -> Harness {
     let (started_tx, started) = mpsc::channel();
     let (go, go_rx) = mpsc::channel();
     let committed = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(Mutex::new(Vec::new()));
     let restarts = Arc::new(Mutex::new(Vec::new()));
     let gate = Gate {
         started: started_tx,
         go: Arc::new(Mutex::new(go_rx)),
         committed: committed.clone(),
+        calls: calls.clone(),
     };
     let config = StoreConfig {
         max_batch,
@@ -148,6 +169,7 @@ fn harness(max_batch: usize) -> Harness {
         started,
         go,
         committed,
+        calls,
         restarts,
     }
 }
@@ -215,4 +237,26 @@ async fn a_panicking_backend_fails_its_batch_and_is_reopened() {
     h.go.send(()).expect("go");
     assert_eq!(next.await, Ok(()));
     assert_eq!(h.store.count("u".into()).await, Ok(0), "queries run too");
+}
+
+#[actix_rt::test]
+async fn removals_waiting_together_reach_the_backend_together_in_order() {
+    let h = harness(1000);
+    let key = |id: &str| MessageKey::new("s", id);
+    // The store thread is held in a commit while the queries queue up.
+    let commit = h.store.enqueue(items(1));
+    assert_eq!(h.started.recv(), Ok(1));
+    let a = h.store.remove("a".into(), vec![key("1")]);
+    let b = h.store.remove("b".into(), vec![key("2"), key("3")]);
+    let count = h.store.count("c".into());
+    let d = h.store.remove("d".into(), vec![key("4")]);
+    h.go.send(()).expect("go");
+    assert_eq!(commit.await, Ok(()));
+    let (a, b, count, d) = tokio::join!(a, b, count, d);
+    assert_eq!((a, b, count, d), (Ok(1), Ok(2), Ok(0), Ok(1)));
+    // `a` and `b` in one call; the count, queued after them, sees them done; `d` after it.
+    assert_eq!(
+        *h.calls.lock().expect("calls"),
+        ["remove a,b", "count c", "remove d"]
+    );
 }

@@ -12,11 +12,19 @@ use std::sync::Arc;
 
 use actix::Recipient;
 
-use super::intake::{Intake, Work};
+use super::intake::{Intake, Job, Work};
 use super::{BatchOutcome, OfflineItem, RecordSource, Reopen, Store, StoreError};
 use crate::error::FailureKind;
 use crate::metrics::AtomicHistogram;
-use crate::model::{failure, now_ms, DeliveriesFailed, MessageRecord};
+use crate::model::{failure, now_ms, DeliveriesFailed, MessageKey, MessageRecord};
+use crate::protocol::UserId;
+
+/// A removal waiting for its answer.
+type Removal = (
+    UserId,
+    Vec<MessageKey>,
+    tokio::sync::oneshot::Sender<Result<usize, StoreError>>,
+);
 
 /// What the store thread needs besides its backend.
 pub(crate) struct Wiring {
@@ -141,14 +149,23 @@ impl Backend {
         };
     }
 
-    /// One round: the queries, then the batch with the changed records that are due.
+    /// One round: the queries (removals next to each other together), then the batch with
+    /// the changed records that are due.
     fn round(&mut self, work: Work) {
+        let mut removals = Vec::new();
         for job in work.jobs {
-            if catch_unwind(AssertUnwindSafe(|| job(self))).is_err() {
-                // The job's answer went with it: its caller hears `Unavailable`.
-                self.restart();
+            match job {
+                Job::Remove { user, keys, done } => removals.push((user, keys, done)),
+                Job::Run(f) => {
+                    self.remove(std::mem::take(&mut removals));
+                    if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+                        // The job's answer went with it: its caller hears `Unavailable`.
+                        self.restart();
+                    }
+                }
             }
         }
+        self.remove(removals);
         if !work.records && work.batch.is_none() {
             return;
         }
@@ -164,6 +181,34 @@ impl Backend {
         };
         let result = self.guarded(|b| b.commit(&batch.items, &records));
         batch.answer(result);
+    }
+
+    /// Removals, in one call to the backend; each answered.
+    fn remove(&mut self, removals: Vec<Removal>) {
+        if removals.is_empty() {
+            return;
+        }
+        let (keys, answers): (Vec<_>, Vec<_>) = removals
+            .into_iter()
+            .map(|(user, keys, done)| ((user, keys), done))
+            .unzip();
+        let results = match catch_unwind(AssertUnwindSafe(|| match self.store.as_mut() {
+            Some(s) => s.remove_offline_many(&keys),
+            None => keys.iter().map(|_| Err(StoreError::Unavailable)).collect(),
+        })) {
+            Ok(r) => r,
+            Err(_) => {
+                self.restart();
+                keys.iter()
+                    .map(|_| Err(StoreError::Backend("the store thread panicked".into())))
+                    .collect()
+            }
+        };
+        for (done, result) in answers.into_iter().zip(results) {
+            if done.send(result).is_err() {
+                log::debug!("store removal answered with no caller waiting");
+            }
+        }
     }
 
     fn guarded(

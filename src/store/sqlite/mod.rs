@@ -245,6 +245,55 @@ fn trim(conn: &Connection, user: &UserId, cap: usize) -> Result<Vec<OfflineItem>
     Ok(out)
 }
 
+/// Deletes the rows of every `(user, keys)` in one transaction (the pages the removals share
+/// are written once); a record a row carries moves to the records table (it outlives the
+/// copy). How many rows each removal deleted.
+fn remove_in_one_transaction(
+    conn: &Connection,
+    removals: &[(UserId, Vec<MessageKey>)],
+) -> Result<Vec<usize>, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let mut counts = Vec::with_capacity(removals.len());
+    {
+        // Read, then delete by position: a `DELETE ... RETURNING` builds a temporary table
+        // per row.
+        let mut find = tx
+            .prepare_cached(
+                "SELECT seq, record, iif(record IS NULL, NULL, envelope) FROM offline
+                 WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3",
+            )
+            .map_err(backend)?;
+        let mut delete = tx
+            .prepare_cached("DELETE FROM offline WHERE seq = ?1")
+            .map_err(backend)?;
+        let mut keep = records::FoldedKeeper::new(&tx)?;
+        for (user, keys) in removals {
+            let mut n = 0;
+            for k in keys {
+                let mut rows = find
+                    .query(params![k.from.as_str(), k.id.as_str(), user.as_str()])
+                    .map_err(backend)?;
+                let Some(row) = rows.next().map_err(backend)? else {
+                    continue;
+                };
+                let seq: i64 = row.get(0).map_err(backend)?;
+                if let (ValueRef::Blob(blob), ValueRef::Text(envelope)) = (
+                    row.get_ref(1).map_err(backend)?,
+                    row.get_ref(2).map_err(backend)?,
+                ) {
+                    let envelope = std::str::from_utf8(envelope).map_err(backend)?;
+                    keep.keep(k.from.as_str(), k.id.as_str(), blob, envelope)?;
+                }
+                drop(rows);
+                n += delete.execute(params![seq]).map_err(backend)?;
+            }
+            counts.push(n);
+        }
+    }
+    tx.commit().map_err(backend)?;
+    Ok(counts)
+}
+
 impl Store for SqliteStore {
     fn commit(
         &mut self,
@@ -323,37 +372,25 @@ impl Store for SqliteStore {
     }
 
     fn remove_offline(&mut self, user: &UserId, keys: &[MessageKey]) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction().map_err(backend)?;
-        let mut n = 0;
-        {
-            // A record the row carries moves to the records table (it outlives the copy).
-            let mut stmt = tx
-                .prepare_cached(
-                    "DELETE FROM offline WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3
-                     RETURNING record, iif(record IS NULL, NULL, envelope)",
-                )
-                .map_err(backend)?;
-            for k in keys {
-                let mut rows = stmt
-                    .query(params![k.from.as_str(), k.id.as_str(), user.as_str()])
-                    .map_err(backend)?;
-                while let Some(row) = rows.next().map_err(backend)? {
-                    n += 1;
-                    if let (ValueRef::Blob(blob), ValueRef::Text(envelope)) = (
-                        row.get_ref(0).map_err(backend)?,
-                        row.get_ref(1).map_err(backend)?,
-                    ) {
-                        let envelope = std::str::from_utf8(envelope).map_err(backend)?;
-                        records::keep_folded(&tx, k.from.as_str(), k.id.as_str(), blob, envelope)?;
+        let removal = [(user.clone(), keys.to_vec())];
+        self.remove_offline_many(&removal).pop().unwrap_or(Ok(0))
+    }
+
+    fn remove_offline_many(
+        &mut self,
+        removals: &[(UserId, Vec<MessageKey>)],
+    ) -> Vec<Result<usize, StoreError>> {
+        match remove_in_one_transaction(&self.conn, removals) {
+            Ok(counts) => {
+                for ((user, _), n) in removals.iter().zip(&counts) {
+                    if let Some(q) = self.queued.get_mut(user) {
+                        *q = q.saturating_sub(*n);
                     }
                 }
+                counts.into_iter().map(Ok).collect()
             }
+            Err(e) => removals.iter().map(|_| Err(e.clone())).collect(),
         }
-        tx.commit().map_err(backend)?;
-        if let Some(q) = self.queued.get_mut(user) {
-            *q = q.saturating_sub(n);
-        }
-        Ok(n)
     }
 
     fn purge(&mut self, now_ms: u64, records_before_ms: u64) -> Result<usize, StoreError> {

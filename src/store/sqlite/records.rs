@@ -56,8 +56,53 @@ impl<'c> RecordWriter<'c> {
     }
 }
 
-/// Keeps the record an offline row carried (`blob`, `envelope`) in the records table, as the
-/// row goes; a record row already there is newer and stays.
+/// Keeps the record an offline row carried (its compact encoding and the row's envelope) in
+/// the records table, as the row goes; a record row already there is newer and stays.
+pub(super) struct FoldedKeeper<'c> {
+    insert: CachedStatement<'c>,
+}
+
+impl<'c> FoldedKeeper<'c> {
+    pub fn new(conn: &'c Connection) -> Result<Self, StoreError> {
+        Ok(FoldedKeeper {
+            insert: conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO records (from_user, id, record, envelope, final, created_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(backend)?,
+        })
+    }
+
+    pub fn keep(
+        &mut self,
+        from: &str,
+        id: &str,
+        blob: &[u8],
+        envelope: &str,
+    ) -> Result<(), StoreError> {
+        let h = match codec::header(blob) {
+            Ok(h) => h,
+            Err(e) => {
+                log::error!("unreadable message record id={id} from={from} in an offline row: {e}; dropped with its row");
+                return Ok(());
+            }
+        };
+        self.insert
+            .execute(params![
+                from,
+                id,
+                blob,
+                envelope,
+                h.is_final as i64,
+                h.created_ms as i64
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Keeps one record an offline row carried (see [`FoldedKeeper`]).
 pub(super) fn keep_folded(
     conn: &Connection,
     from: &str,
@@ -65,28 +110,7 @@ pub(super) fn keep_folded(
     blob: &[u8],
     envelope: &str,
 ) -> Result<(), StoreError> {
-    let h = match codec::header(blob) {
-        Ok(h) => h,
-        Err(e) => {
-            log::error!("unreadable message record id={id} from={from} in an offline row: {e}; dropped with its row");
-            return Ok(());
-        }
-    };
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO records (from_user, id, record, envelope, final, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .map_err(backend)?
-    .execute(params![
-        from,
-        id,
-        blob,
-        envelope,
-        h.is_final as i64,
-        h.created_ms as i64
-    ])
-    .map_err(backend)?;
-    Ok(())
+    FoldedKeeper::new(conn)?.keep(from, id, blob, envelope)
 }
 
 /// The record in a row of `(from_user, id, record, envelope)`.
