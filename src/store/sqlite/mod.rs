@@ -38,6 +38,12 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
+    /// The connection's page cache, in KiB (SQLite's default is 2000). Removing delivered
+    /// copies touches pages all over the offline table and its indexes (a user's rows lie
+    /// among everyone's): with the default cache most of them were read again from the file,
+    /// and a large removal spilled to the WAL before its commit. Memory, not durability.
+    pub const CACHE_KIB: u32 = 32 * 1024;
+
     /// Opens (creating and migrating) the database in `dir`; a clear error if the directory
     /// cannot be created or written.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::backend;
+use super::{backend, SqliteStore};
 use crate::store::StoreError;
 
 /// Schema version this code writes.
@@ -108,12 +108,14 @@ const MIGRATE_V2_V3: &str = "
 
 /// Sets the connection's pragmas and brings the database to [`SCHEMA_VERSION`].
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -{};
          CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
-    )
+        SqliteStore::CACHE_KIB
+    ))
     .map_err(backend)?;
     let version: Option<i64> = conn
         .query_row("SELECT version FROM schema_version LIMIT 1", [], |r| {
