@@ -269,6 +269,23 @@ fn carried_records(store: &mut dyn Store) {
         "newest kept"
     );
     assert_eq!(status(store, "c2"), Some(MessageStatus::UserOffline));
+    assert!(store.fetch_offline(&gina, 0, 10).expect("fetch").is_empty());
+    assert_eq!(store.offline_count(&gina).expect("count"), 0);
+
+    // Stored again for the same user once delivered (sent again, missed again): a new copy.
+    store
+        .commit(&[carrying("c2", &c2, far)], &[], 10)
+        .expect("commit c2 again");
+    assert_eq!(
+        ids(&store.fetch_offline(&gina, 0, 10).expect("fetch")),
+        ["frank/c2"]
+    );
+    assert_eq!(store.offline_count(&gina).expect("count"), 1);
+    assert_eq!(
+        store.remove_offline(&gina, std::slice::from_ref(&c2.key)),
+        Ok(1)
+    );
+    assert_eq!(status(store, "c2"), Some(MessageStatus::UserOffline));
 
     // An item stored twice: the record of the second still counts.
     store

@@ -9,8 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{codec, BatchOutcome, DelayedItem, OfflineItem, Reopen, Store, StoreError};
 use crate::model::{now_ms, MessageKey, MessageRecord};
@@ -152,7 +151,7 @@ fn commit_batch<'a>(
         // Records whose copy was stored before: kept in the records table instead.
         let mut unfolded: Vec<&MessageRecord> = Vec::new();
         let mut count = tx
-            .prepare_cached("SELECT COUNT(*) FROM offline WHERE user_id = ?1")
+            .prepare_cached("SELECT COUNT(*) FROM offline WHERE user_id = ?1 AND expires_ms != 0")
             .map_err(backend)?;
         for item in items {
             buf.json.clear();
@@ -174,6 +173,22 @@ fn commit_batch<'a>(
                     record
                 ])
                 .map_err(backend)?;
+            let added = match added {
+                // Already there: waiting (the item is not stored twice), or delivered and
+                // kept for its record (then it goes, and the item is stored again).
+                0 if replace_delivered(&tx, item)? => insert
+                    .execute(params![
+                        item.user_id.as_str(),
+                        item.envelope.from.as_str(),
+                        item.envelope.id.as_str(),
+                        text,
+                        item.stored_ms as i64,
+                        item.expires_ms as i64,
+                        record
+                    ])
+                    .map_err(backend)?,
+                n => n,
+            };
             if added == 0 {
                 unfolded.extend(item.record.as_deref());
             }
@@ -211,13 +226,48 @@ fn commit_batch<'a>(
     Ok(out)
 }
 
-/// Deletes the oldest rows of `user` beyond `cap`; returns them (the records they carried
-/// moved to the records table).
+/// A delivered copy of `item`'s message for its user (kept for its record) goes: its record
+/// to the records table (where a newer one stays). Whether there was one.
+fn replace_delivered(conn: &Connection, item: &OfflineItem) -> Result<bool, StoreError> {
+    let key = params![
+        item.envelope.from.as_str(),
+        item.envelope.id.as_str(),
+        item.user_id.as_str()
+    ];
+    let row: Option<(i64, Option<Vec<u8>>, String)> = conn
+        .prepare_cached(
+            "SELECT seq, record, envelope FROM offline
+             WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3 AND expires_ms = 0",
+        )
+        .map_err(backend)?
+        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .map_err(backend)?;
+    let Some((seq, record, envelope)) = row else {
+        return Ok(false);
+    };
+    if let Some(blob) = record {
+        records::keep_folded(
+            conn,
+            item.envelope.from.as_str(),
+            item.envelope.id.as_str(),
+            &blob,
+            &envelope,
+        )?;
+    }
+    conn.execute("DELETE FROM offline WHERE seq = ?1", params![seq])
+        .map_err(backend)?;
+    Ok(true)
+}
+
+/// Deletes the oldest waiting rows of `user` beyond `cap`; returns them (the records they
+/// carried moved to the records table).
 fn trim(conn: &Connection, user: &UserId, cap: usize) -> Result<Vec<OfflineItem>, StoreError> {
     let mut over = conn
         .prepare_cached(
             "SELECT seq, envelope, stored_ms, expires_ms, from_user, message_id, record
-             FROM offline WHERE user_id = ?1 ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+             FROM offline WHERE user_id = ?1 AND expires_ms != 0
+             ORDER BY seq DESC LIMIT -1 OFFSET ?2",
         )
         .map_err(backend)?;
     let mut delete = conn
@@ -251,9 +301,15 @@ fn trim(conn: &Connection, user: &UserId, cap: usize) -> Result<Vec<OfflineItem>
     Ok(out)
 }
 
-/// Deletes the rows of every `(user, keys)` in one transaction (the pages the removals share
-/// are written once); a record a row carries moves to the records table (it outlives the
-/// copy). How many rows each removal deleted.
+/// Removes the copies of every `(user, keys)` in one transaction (the pages the removals
+/// share are written once). How many each removal took out of its user's queue.
+///
+/// A copy that carries its message's record is not deleted: it is marked delivered
+/// (`expires_ms = 0`: it expires at once, and is neither fetched nor counted again), one
+/// small change in place instead of deleting the row from three b-trees and writing its
+/// record to two more. The record stays readable
+/// there; the retention purge moves it to the records table (or drops it, once the
+/// retention would) and deletes the row.
 fn remove_in_one_transaction(
     conn: &Connection,
     removals: &[(UserId, Vec<MessageKey>)],
@@ -261,37 +317,27 @@ fn remove_in_one_transaction(
     let tx = conn.unchecked_transaction().map_err(backend)?;
     let mut counts = Vec::with_capacity(removals.len());
     {
-        // Read, then delete by position: a `DELETE ... RETURNING` builds a temporary table
-        // per row.
-        let mut find = tx
+        let mut deliver = tx
             .prepare_cached(
-                "SELECT seq, record, iif(record IS NULL, NULL, envelope) FROM offline
-                 WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3",
+                "UPDATE offline SET expires_ms = 0
+                 WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3
+                   AND expires_ms != 0 AND record IS NOT NULL",
             )
             .map_err(backend)?;
         let mut delete = tx
-            .prepare_cached("DELETE FROM offline WHERE seq = ?1")
+            .prepare_cached(
+                "DELETE FROM offline
+                 WHERE from_user = ?1 AND message_id = ?2 AND user_id = ?3 AND expires_ms != 0",
+            )
             .map_err(backend)?;
-        let mut keep = records::FoldedKeeper::new(&tx)?;
         for (user, keys) in removals {
             let mut n = 0;
             for k in keys {
-                let mut rows = find
-                    .query(params![k.from.as_str(), k.id.as_str(), user.as_str()])
-                    .map_err(backend)?;
-                let Some(row) = rows.next().map_err(backend)? else {
-                    continue;
+                let key = params![k.from.as_str(), k.id.as_str(), user.as_str()];
+                n += match deliver.execute(key).map_err(backend)? {
+                    0 => delete.execute(key).map_err(backend)?,
+                    marked => marked,
                 };
-                let seq: i64 = row.get(0).map_err(backend)?;
-                if let (ValueRef::Blob(blob), ValueRef::Text(envelope)) = (
-                    row.get_ref(1).map_err(backend)?,
-                    row.get_ref(2).map_err(backend)?,
-                ) {
-                    let envelope = std::str::from_utf8(envelope).map_err(backend)?;
-                    keep.keep(k.from.as_str(), k.id.as_str(), blob, envelope)?;
-                }
-                drop(rows);
-                n += delete.execute(params![seq]).map_err(backend)?;
             }
             counts.push(n);
         }
@@ -518,7 +564,11 @@ impl Store for SqliteStore {
 
     fn offline_total(&mut self) -> Result<usize, StoreError> {
         self.conn
-            .query_row("SELECT COUNT(*) FROM offline", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT COUNT(*) FROM offline WHERE expires_ms != 0",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as usize)
             .map_err(backend)
     }
@@ -526,7 +576,7 @@ impl Store for SqliteStore {
     fn offline_count(&mut self, user: &UserId) -> Result<usize, StoreError> {
         self.conn
             .query_row(
-                "SELECT COUNT(*) FROM offline WHERE user_id = ?1",
+                "SELECT COUNT(*) FROM offline WHERE user_id = ?1 AND expires_ms != 0",
                 params![user.as_str()],
                 |r| r.get::<_, i64>(0),
             )

@@ -43,6 +43,8 @@ pub(super) const SCHEMA_V2: &str = "
 /// (`record`, compact encoding without the envelope the row already holds): a tracked
 /// message stored for an offline user is then one row, not an offline row and a record row.
 /// The unique key starts with the sender and id, so that such a record is found by its key.
+/// A delivered copy that carries a record stays, marked `expires_ms = 0`, until the
+/// retention purge moves its record to the records table.
 pub(crate) const OFFLINE_V3: &str = "
     CREATE TABLE offline (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
