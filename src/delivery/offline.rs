@@ -24,6 +24,9 @@ pub(super) fn deliver_backlog(rel: Reliability, user: UserId, client: ClientId, 
         let mut total = 0usize;
         let cap = rel.config().store.per_user_cap.max(1);
         let wait = Duration::from_millis(rel.config().session.write_timeout_ms.max(1));
+        // Removals of the copies delivered, queued as each page is (the next page is read
+        // after their positions: it need not wait for them); answered at the end.
+        let mut removals = Vec::new();
         'pages: loop {
             let page = match store.fetch(user.clone(), after, PAGE.min(cap)).await {
                 Ok(p) => p,
@@ -69,14 +72,17 @@ pub(super) fn deliver_backlog(rel: Reliability, user: UserId, client: ClientId, 
                 track_stored(&rel, &key, &envelope, &user);
             }
             if !plain.is_empty() {
-                if let Err(e) = store.remove(user.clone(), plain).await {
-                    log::error!("cannot remove delivered offline messages of user_id={user}: {e}");
-                }
+                removals.push(store.remove_through(user.clone(), plain, Some(after)));
             }
         }
         inbox.release();
         if total > 0 {
             log::info!("delivered {total} stored messages to client_id={client} user_id={user}");
+        }
+        for removal in removals {
+            if let Err(e) = removal.await {
+                log::error!("cannot remove delivered offline messages of user_id={user}: {e}");
+            }
         }
     });
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::intake::{Intake, Job};
+use super::intake::{Intake, Job, Removal};
 use super::thread::{self, Wiring};
 use super::{DelayedItem, OfflineItem, Store, StoreError};
 use crate::config::StoreConfig;
@@ -173,7 +173,14 @@ impl StoreHandle {
         after_seq: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OfflineItem>, StoreError>> + 'static {
-        self.call(move |b| b.with(|s| s.fetch_offline(&user_id, after_seq, limit)))
+        let (done, rx) = oneshot::channel();
+        self.queue(Job::Fetch {
+            user: user_id,
+            after_seq,
+            limit,
+            done,
+        });
+        async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) }
     }
 
     /// Removes delivered items (with the other removals waiting, in one transaction).
@@ -182,12 +189,24 @@ impl StoreHandle {
         user_id: UserId,
         keys: Vec<MessageKey>,
     ) -> impl Future<Output = Result<usize, StoreError>> + 'static {
+        self.remove_through(user_id, keys, None)
+    }
+
+    /// Removes delivered items whose queue positions are at most `through_seq`: a later
+    /// fetch of the user's queue after that position need not wait for it.
+    pub(crate) fn remove_through(
+        &self,
+        user: UserId,
+        keys: Vec<MessageKey>,
+        through_seq: Option<u64>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + 'static {
         let (done, rx) = oneshot::channel();
-        self.queue(Job::Remove {
-            user: user_id,
+        self.queue(Job::Remove(Removal {
+            user,
             keys,
+            through_seq,
             done,
-        });
+        }));
         async move { rx.await.unwrap_or(Err(StoreError::Unavailable)) }
     }
 

@@ -21,16 +21,41 @@ use crate::protocol::UserId;
 
 type Answer = Result<(), StoreError>;
 
+/// Delivered copies to remove.
+pub(crate) struct Removal {
+    /// The user.
+    pub user: UserId,
+    /// The delivered messages.
+    pub keys: Vec<MessageKey>,
+    /// Their highest queue position, when known: a fetch of the user's queue after it
+    /// cannot read them.
+    pub through_seq: Option<u64>,
+    /// How many were removed.
+    pub done: oneshot::Sender<Result<usize, StoreError>>,
+}
+
+impl Removal {
+    /// Whether a fetch of `user`'s queue after `after_seq` could read a copy this removes.
+    pub fn meets(&self, user: &UserId, after_seq: u64) -> bool {
+        self.user == *user && self.through_seq.is_none_or(|s| s > after_seq)
+    }
+}
+
 /// A query for the store thread.
 pub(crate) enum Job {
-    /// Removes delivered copies; removals waiting next to each other share one transaction.
-    Remove {
+    /// Removes delivered copies; removals waiting together share one transaction.
+    Remove(Removal),
+    /// Reads a user's queue (a reader waits for it): runs before the removals waiting in
+    /// the same round, unless it could read a copy one of them removes.
+    Fetch {
         /// The user.
         user: UserId,
-        /// The delivered messages.
-        keys: Vec<MessageKey>,
-        /// How many were removed.
-        done: oneshot::Sender<Result<usize, StoreError>>,
+        /// Items after this queue position.
+        after_seq: u64,
+        /// At most this many.
+        limit: usize,
+        /// The items.
+        done: oneshot::Sender<Result<Vec<OfflineItem>, StoreError>>,
     },
     /// Anything else, run on the backend.
     Run(Box<dyn FnOnce(&mut Backend) + Send>),
@@ -166,6 +191,18 @@ impl Intake {
         st.jobs.push(job);
         self.wake(st);
         true
+    }
+
+    /// Puts jobs back at the head of the queue (older than anything queued since).
+    pub fn requeue(&self, jobs: Vec<Job>) {
+        let mut st = self.lock();
+        let newer = std::mem::replace(&mut st.jobs, jobs);
+        st.jobs.extend(newer);
+    }
+
+    /// Whether queries wait.
+    pub fn has_jobs(&self) -> bool {
+        !self.lock().jobs.is_empty()
     }
 
     /// The writer's window ended: changed records are due.

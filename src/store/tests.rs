@@ -1,6 +1,7 @@
 //! The store thread and its queue: a caller is answered only once its batch is durable,
 //! batches keep callers whole and stay within `max_batch`, removals waiting together reach
-//! the backend together (never past another query), and a panicking backend is reopened.
+//! the backend together (a fetch of another user's queue goes first, nothing else passes
+//! them), and a panicking backend is reopened.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -48,10 +49,14 @@ impl Store for Gate {
     }
     fn fetch_offline(
         &mut self,
-        _: &UserId,
+        user: &UserId,
         _: u64,
         _: usize,
     ) -> Result<Vec<OfflineItem>, StoreError> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("fetch {user}"));
         Ok(Vec::new())
     }
     fn remove_offline(&mut self, _: &UserId, _: &[MessageKey]) -> Result<usize, StoreError> {
@@ -258,5 +263,49 @@ async fn removals_waiting_together_reach_the_backend_together_in_order() {
     assert_eq!(
         *h.calls.lock().expect("calls"),
         ["remove a,b", "count c", "remove d"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_fetch_goes_before_removals_of_other_users_never_before_its_own_users() {
+    let h = harness(1000);
+    let key = |id: &str| MessageKey::new("s", id);
+    let commit = h.store.enqueue(items(1));
+    assert_eq!(h.started.recv(), Ok(1));
+    let a = h.store.remove("a".into(), vec![key("1")]);
+    let b = h.store.remove("b".into(), vec![key("2")]);
+    let fetch_c = h.store.fetch("c".into(), 0, 10);
+    let fetch_a = h.store.fetch("a".into(), 0, 10);
+    h.go.send(()).expect("go");
+    assert_eq!(commit.await, Ok(()));
+    let (a, b, fetch_c, fetch_a) = tokio::join!(a, b, fetch_c, fetch_a);
+    assert_eq!((a, b), (Ok(1), Ok(1)));
+    assert!(fetch_c.is_ok() && fetch_a.is_ok());
+    // c's reader did not wait for a's and b's removals; a's fetch saw a's removal done.
+    assert_eq!(
+        *h.calls.lock().expect("calls"),
+        ["fetch c", "remove a,b", "fetch a"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_fetch_after_the_positions_being_removed_does_not_wait_for_them() {
+    let h = harness(1000);
+    let key = |id: &str| MessageKey::new("s", id);
+    let commit = h.store.enqueue(items(1));
+    assert_eq!(h.started.recv(), Ok(1));
+    // A reader's backlog: page 1 (positions up to 7) delivered, its removal queued, then the
+    // next page read after position 7; a new session of the same user reads from 0.
+    let removed = h.store.remove_through("a".into(), vec![key("1")], Some(7));
+    let next_page = h.store.fetch("a".into(), 7, 10);
+    let new_session = h.store.fetch("a".into(), 0, 10);
+    h.go.send(()).expect("go");
+    assert_eq!(commit.await, Ok(()));
+    let (removed, next_page, new_session) = tokio::join!(removed, next_page, new_session);
+    assert_eq!(removed, Ok(1));
+    assert!(next_page.is_ok() && new_session.is_ok());
+    assert_eq!(
+        *h.calls.lock().expect("calls"),
+        ["fetch a", "remove a", "fetch a"]
     );
 }

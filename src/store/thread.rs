@@ -12,19 +12,15 @@ use std::sync::Arc;
 
 use actix::Recipient;
 
-use super::intake::{Intake, Job, Work};
+use super::intake::{Intake, Job, Removal, Work};
 use super::{BatchOutcome, OfflineItem, RecordSource, Reopen, Store, StoreError};
 use crate::error::FailureKind;
 use crate::metrics::AtomicHistogram;
-use crate::model::{failure, now_ms, DeliveriesFailed, MessageKey, MessageRecord};
-use crate::protocol::UserId;
+use crate::model::{failure, now_ms, DeliveriesFailed, MessageRecord};
 
-/// A removal waiting for its answer.
-type Removal = (
-    UserId,
-    Vec<MessageKey>,
-    tokio::sync::oneshot::Sender<Result<usize, StoreError>>,
-);
+/// Keys removed in one transaction at most (unless one removal has more), so that a query
+/// arriving meanwhile waits for one chunk, not for every removal held.
+const REMOVE_CHUNK: usize = 1000;
 
 /// What the store thread needs besides its backend.
 pub(crate) struct Wiring {
@@ -149,13 +145,33 @@ impl Backend {
         };
     }
 
-    /// One round: the queries (removals next to each other together), then the batch with
-    /// the changed records that are due.
+    /// One round: the queries, then the batch with the changed records that are due.
+    ///
+    /// Removals of delivered copies are not urgent; a reader waits for its fetch. So the
+    /// removals of a round are held and done together, and a fetch runs before them unless
+    /// it could read a copy one of them removes (then they go first); any other query waits
+    /// for them. The held removals then go in chunks; if queries arrived meanwhile, the rest
+    /// goes back to the head of the queue, behind nothing.
     fn round(&mut self, work: Work) {
-        let mut removals = Vec::new();
+        let mut removals: Vec<Removal> = Vec::new();
         for job in work.jobs {
             match job {
-                Job::Remove { user, keys, done } => removals.push((user, keys, done)),
+                Job::Remove(r) => removals.push(r),
+                Job::Fetch {
+                    user,
+                    after_seq,
+                    limit,
+                    done,
+                } => {
+                    if removals.iter().any(|r| r.meets(&user, after_seq)) {
+                        self.remove(std::mem::take(&mut removals));
+                    }
+                    let items =
+                        self.guarded(|b| b.with(|s| s.fetch_offline(&user, after_seq, limit)));
+                    if done.send(items).is_err() {
+                        log::debug!("store fetch answered with no caller waiting");
+                    }
+                }
                 Job::Run(f) => {
                     self.remove(std::mem::take(&mut removals));
                     if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
@@ -165,7 +181,7 @@ impl Backend {
                 }
             }
         }
-        self.remove(removals);
+        self.remove_in_chunks(removals);
         if !work.records && work.batch.is_none() {
             return;
         }
@@ -183,6 +199,31 @@ impl Backend {
         batch.answer(result);
     }
 
+    /// The held removals, about [`REMOVE_CHUNK`] keys at a time; when queries arrived
+    /// meanwhile, the rest goes back to the head of the queue (behind nothing: the next
+    /// round takes it first, and lets fetches of other users' queues pass it again).
+    fn remove_in_chunks(&mut self, mut removals: Vec<Removal>) {
+        while !removals.is_empty() {
+            let mut keys = 0;
+            let n = removals
+                .iter()
+                .take_while(|r| {
+                    let first = keys == 0;
+                    keys += r.keys.len();
+                    first || keys <= REMOVE_CHUNK
+                })
+                .count();
+            let rest = removals.split_off(n);
+            self.remove(removals);
+            removals = rest;
+            if !removals.is_empty() && self.wiring.intake.has_jobs() {
+                let jobs = removals.into_iter().map(Job::Remove).collect();
+                self.wiring.intake.requeue(jobs);
+                return;
+            }
+        }
+    }
+
     /// Removals, in one call to the backend; each answered.
     fn remove(&mut self, removals: Vec<Removal>) {
         if removals.is_empty() {
@@ -190,7 +231,7 @@ impl Backend {
         }
         let (keys, answers): (Vec<_>, Vec<_>) = removals
             .into_iter()
-            .map(|(user, keys, done)| ((user, keys), done))
+            .map(|r| ((r.user, r.keys), r.done))
             .unzip();
         let results = match catch_unwind(AssertUnwindSafe(|| match self.store.as_mut() {
             Some(s) => s.remove_offline_many(&keys),
@@ -211,10 +252,11 @@ impl Backend {
         }
     }
 
-    fn guarded(
+    /// Runs `f`; a panic restarts the backend and fails the call.
+    fn guarded<R>(
         &mut self,
-        f: impl FnOnce(&mut Self) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        f: impl FnOnce(&mut Self) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         match catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(r) => r,
             Err(_) => {
