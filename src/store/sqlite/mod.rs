@@ -162,31 +162,19 @@ fn commit_batch<'a>(
                 codec::encode(r, buf.blob);
                 buf.blob.as_slice()
             });
-            let added = insert
-                .execute(params![
-                    item.user_id.as_str(),
-                    item.envelope.from.as_str(),
-                    item.envelope.id.as_str(),
-                    text,
-                    item.stored_ms as i64,
-                    item.expires_ms as i64,
-                    record
-                ])
-                .map_err(backend)?;
-            let added = match added {
+            let row = params![
+                item.user_id.as_str(),
+                item.envelope.from.as_str(),
+                item.envelope.id.as_str(),
+                text,
+                item.stored_ms as i64,
+                item.expires_ms as i64,
+                record
+            ];
+            let added = match insert.execute(row).map_err(backend)? {
                 // Already there: waiting (the item is not stored twice), or delivered and
                 // kept for its record (then it goes, and the item is stored again).
-                0 if replace_delivered(&tx, item)? => insert
-                    .execute(params![
-                        item.user_id.as_str(),
-                        item.envelope.from.as_str(),
-                        item.envelope.id.as_str(),
-                        text,
-                        item.stored_ms as i64,
-                        item.expires_ms as i64,
-                        record
-                    ])
-                    .map_err(backend)?,
+                0 if replace_delivered(&tx, item)? => insert.execute(row).map_err(backend)?,
                 n => n,
             };
             if added == 0 {

@@ -83,21 +83,12 @@ const TABLES_V3: &str = "
 /// Version 2 to 3: the offline table gains the `record` column and its unique key starts
 /// with the sender (rows, their order and their queue positions kept, and the next position
 /// too); records gain the `envelope` column (existing JSON records kept as they are).
-const MIGRATE_V2_V3: &str = "
+/// Migrated as: this, then [`OFFLINE_V3`] (the new table), then [`COPY_V2_V3`].
+const RENAME_V2: &str = "
     ALTER TABLE offline RENAME TO offline_v2;
-    DROP INDEX IF EXISTS offline_user;
-    CREATE TABLE offline (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id TEXT NOT NULL,
-        from_user TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        envelope TEXT NOT NULL,
-        stored_ms INTEGER NOT NULL,
-        expires_ms INTEGER NOT NULL,
-        record BLOB,
-        UNIQUE (from_user, message_id, user_id)
-    );
-    CREATE INDEX offline_user ON offline (user_id, seq);
+    DROP INDEX IF EXISTS offline_user;";
+/// The rows of the renamed version-2 table into the new one, and the records' new column.
+const COPY_V2_V3: &str = "
     INSERT INTO offline (seq, user_id, from_user, message_id, envelope, stored_ms, expires_ms)
         SELECT seq, user_id, from_user, message_id, envelope, stored_ms, expires_ms
         FROM offline_v2 ORDER BY seq;
@@ -175,14 +166,16 @@ fn from_v1(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 fn from_v2(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    conn.execute_batch(&format!("BEGIN; {MIGRATE_V2_V3} COMMIT;"))
-        .map_err(|e| {
-            // Nothing was changed: the transaction rolled back (or never began).
-            if let Err(r) = conn.execute_batch("ROLLBACK") {
-                log::debug!("rollback after a failed migration: {r}");
-            }
-            backend(e)
-        })?;
+    conn.execute_batch(&format!(
+        "BEGIN; {RENAME_V2} {OFFLINE_V3} {COPY_V2_V3} COMMIT;"
+    ))
+    .map_err(|e| {
+        // Nothing was changed: the transaction rolled back (or never began).
+        if let Err(r) = conn.execute_batch("ROLLBACK") {
+            log::debug!("rollback after a failed migration: {r}");
+        }
+        backend(e)
+    })?;
     log::info!(
         "migrated {} to schema {SCHEMA_VERSION}: records kept with their offline copies",
         path.display()
