@@ -11,7 +11,7 @@ use actix_wsc::config::{Config, StoreBackend};
 use actix_wsc::error::FailureKind;
 use actix_wsc::handlers::{QueueFull, SendFailed, UserOffline};
 use actix_wsc::hub::{
-    Dispatch, GetReliability, Hub, RetryAllFailed, SendTracked, Subscribe, Target,
+    Dispatch, GetReliability, Hub, RedeliverStored, RetryAllFailed, SendTracked, Subscribe, Target,
 };
 use actix_wsc::protocol::{Envelope, UserId};
 use actix_wsc::store::DelayedItem;
@@ -442,4 +442,51 @@ async fn a_full_sqlite_database_fails_stores_cleanly() {
         .await;
     assert_eq!(near.next_json().await["content"], "still up");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second read of a session's stored messages (in a cluster, another node said it stored
+/// one for the user) queues only the copies stored since the first: a copy the session
+/// already has (here one awaiting its ack, so still stored) is not queued again.
+#[actix_web::test]
+async fn a_second_backlog_read_queues_only_copies_stored_since() {
+    let server = start(fast_config()).await;
+    let acked = Envelope::system_text("first")
+        .with_id("k0")
+        .with_require_ack(true);
+    let report = send_tracked(&server, "carol", acked).await;
+    assert_eq!(report.stored_offline, vec![UserId::from("carol")]);
+    let (mut carol, _) = connect(&server, "user_id=carol").await;
+    let m = carol.next_json().await;
+    assert_eq!(
+        (&m["id"], &m["source"]),
+        (&json!("k0"), &json!("offline")),
+        "{m}"
+    );
+
+    // A copy written straight to the store (as another node would), then the nudge.
+    let rel = server.hub.send(GetReliability).await.expect("hub");
+    let store = rel.store().expect("store").clone();
+    let now = actix_wsc::model::now_ms();
+    let later = OfflineItem {
+        user_id: "carol".into(),
+        envelope: Envelope::system_text("second").with_id("k1").into(),
+        stored_ms: now,
+        expires_ms: now + 60_000,
+        seq: 0,
+        record: None,
+    };
+    store.enqueue(vec![later]).await.expect("stored");
+    server
+        .hub
+        .send(RedeliverStored {
+            user: "carol".into(),
+        })
+        .await
+        .expect("hub");
+    let m = carol.next_json().await;
+    assert_eq!(
+        m["id"], "k1",
+        "only the copy stored since, not k0 again: {m}"
+    );
+    carol.assert_quiet().await;
 }

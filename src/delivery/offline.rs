@@ -20,7 +20,12 @@ pub(super) fn deliver_backlog(rel: Reliability, user: UserId, client: ClientId, 
             inbox.release();
             return;
         };
-        let mut after = 0u64;
+        // One read at a time per session, after what it already took (see `Inbox`'s
+        // backlog): a second request (a message stored through another node) is served by
+        // the read under way, and never queues a copy twice.
+        let Some(mut after) = inbox.backlog_begin() else {
+            return;
+        };
         let mut total = 0usize;
         let cap = rel.config().store.per_user_cap.max(1);
         let wait = Duration::from_millis(rel.config().session.write_timeout_ms.max(1));
@@ -34,21 +39,28 @@ pub(super) fn deliver_backlog(rel: Reliability, user: UserId, client: ClientId, 
                     log::error!(
                         "cannot read stored messages of user_id={user} for client_id={client}: {e}; they stay stored"
                     );
+                    inbox.backlog_stopped(after);
                     break;
                 }
             };
             if page.is_empty() {
+                if inbox.backlog_more(after) {
+                    continue;
+                }
                 break;
             }
             let mut plain = Vec::new();
             for item in page {
-                after = after.max(item.seq);
+                let seq = item.seq;
                 let envelope = item.envelope;
                 let mut frame = OutboundFrame::new(envelope.clone(), Source::Offline);
                 loop {
                     match inbox.push_backlog(frame) {
                         Ok(()) => break,
-                        Err(PushError::Closed(_)) => break 'pages,
+                        Err(PushError::Closed(_)) => {
+                            inbox.backlog_stopped(after);
+                            break 'pages;
+                        }
                         Err(PushError::Full(f)) => {
                             frame = f;
                             // Wait for the writer to take a batch; a writer stuck that long
@@ -58,11 +70,13 @@ pub(super) fn deliver_backlog(rel: Reliability, user: UserId, client: ClientId, 
                                 .is_err()
                                 && inbox.is_closing()
                             {
+                                inbox.backlog_stopped(after);
                                 break 'pages;
                             }
                         }
                     }
                 }
+                after = after.max(seq);
                 total += 1;
                 let key = MessageKey::of(&envelope);
                 if !envelope.require_ack {

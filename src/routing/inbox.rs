@@ -183,6 +183,23 @@ pub(crate) struct InboxState {
     /// same byte budget) so that none overtakes the backlog.
     held: Option<VecDeque<OutboundFrame>>,
     held_bytes: usize,
+    /// The session's reads of its user's stored messages.
+    backlog: Backlog,
+}
+
+/// One reader of the stored messages at a time per session, and never the same stored copy
+/// twice: a later read (another node said it stored a message for this user) starts after
+/// the highest queue position this session already took. Positions only grow (both stores
+/// give every new copy a position above all before it), so such a read finds exactly the
+/// copies stored since.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// The highest queue position queued to this session.
+    after: u64,
+    /// A read is under way.
+    running: bool,
+    /// Another read was asked for while one was under way: the running one goes on.
+    again: bool,
 }
 
 impl InboxState {
@@ -228,6 +245,7 @@ impl Inbox {
                 closing: None,
                 held: None,
                 held_bytes: 0,
+                backlog: Backlog::default(),
             }),
             notify: Notify::new(),
             waker: AtomicWaker::new(),
@@ -312,6 +330,42 @@ impl Inbox {
         if st.held.is_none() {
             st.held = Some(VecDeque::new());
         }
+    }
+
+    /// Starts a read of the stored messages: the queue position to read after, or `None`
+    /// when a read is under way (it reads once more before it ends, see [`Self::backlog_more`]).
+    pub(crate) fn backlog_begin(&self) -> Option<u64> {
+        let mut st = self.lock();
+        let b = &mut st.backlog;
+        if b.running {
+            b.again = true;
+            return None;
+        }
+        b.running = true;
+        Some(b.after)
+    }
+
+    /// The running read found nothing after `after`: `true` when it should read once more
+    /// (asked for meanwhile); otherwise it has ended.
+    pub(crate) fn backlog_more(&self, after: u64) -> bool {
+        let mut st = self.lock();
+        let b = &mut st.backlog;
+        b.after = b.after.max(after);
+        if std::mem::take(&mut b.again) {
+            return true;
+        }
+        b.running = false;
+        false
+    }
+
+    /// The running read stopped early (the store failed or the session is closing), having
+    /// queued everything up to `after`.
+    pub(crate) fn backlog_stopped(&self, after: u64) {
+        let mut st = self.lock();
+        let b = &mut st.backlog;
+        b.after = b.after.max(after);
+        b.running = false;
+        b.again = false;
     }
 
     /// Queues a stored frame if it fits now (never closing the session for its own
