@@ -43,10 +43,12 @@ describe('against wsc-server', () => {
     // Sent while the server is down: queued, in order.
     const receipts = ['q1', 'q2', 'q3'].map((content, i) => alice.send({ id: `q-${i + 1}`, to: 'bob', content, require_ack: true }));
 
+    // Listened for before the restart: alice (backoff up to 400 ms) may be back before bob.
+    const back = alice.once('connected');
     server = await startServer({ port: server.port });
     const bob = rawSocket(server.url, 'user_id=bob');
     await bob.opened();
-    const reconnected = await within(alice.once('connected'), 'alice reconnected');
+    const reconnected = await within(back, 'alice reconnected');
     assert.equal(reconnected.transport, 'ws');
     for (const r of await within(Promise.all(receipts), 'receipts of the queued frames')) assert.equal(r.status, 'accepted');
     // A marker after the queue: anything between the queue and it would be a resend.

@@ -20,12 +20,19 @@ export function serverBin() {
 
 export const WAIT_MS = 15000;
 
+/** Servers started and not yet exited: killed when this process exits (a failed test that
+ * never reached its `stop()` leaves none running behind it). */
+const running = new Set();
+process.on('exit', () => { for (const c of running) c.kill('SIGKILL'); });
+
 /** Starts the server (`--bind 127.0.0.1:PORT`, port 0 by default) and waits for `listening on`. */
 export function startServer({ port = 0, env = {}, args = [] } = {}) {
   const child = spawn(serverBin(), ['--bind', `127.0.0.1:${port}`, ...args], {
     env: { ...process.env, RUST_LOG: 'info', WSC_STORE: 'memory', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   const log = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no \`listening on\` line within ${WAIT_MS} ms:\n${log.join('')}`)); }, WAIT_MS);
