@@ -67,6 +67,17 @@ impl Delayed {
     }
 }
 
+/// The millisecond at which a message delayed by `delay` from now is due, rounded up: the
+/// clock is read in whole milliseconds, and a due time rounded down would let the message go
+/// up to a millisecond before `delay` has passed.
+fn due_after(delay: std::time::Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let due = now.saturating_add(delay);
+    (due.as_millis() as u64).saturating_add(u64::from(due.subsec_nanos() % 1_000_000 != 0))
+}
+
 impl Hub {
     fn fire_delayed(&mut self, ctx: &mut Context<Self>) {
         self.delayed.timer.fired();
@@ -98,7 +109,7 @@ impl Handler<DispatchLater> for Hub {
         let item = DelayedItem {
             target,
             envelope: msg.envelope,
-            due_ms: now_ms().saturating_add(msg.delay.as_millis() as u64),
+            due_ms: due_after(msg.delay),
         };
         let store = self.rel.store().cloned();
         Box::pin(
@@ -118,5 +129,24 @@ impl Handler<DispatchLater> for Hub {
                 Err(e) => Err(ScheduleError::Store(e)),
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn a_due_time_is_never_before_its_delay_has_passed() {
+        for delay in [0, 1, 200] {
+            let delay = Duration::from_millis(delay);
+            let earliest = SystemTime::now() + delay;
+            let due = UNIX_EPOCH + Duration::from_millis(super::due_after(delay));
+            assert!(due >= earliest, "due {due:?} before {earliest:?}");
+            assert!(
+                due <= earliest + Duration::from_millis(2),
+                "due {due:?} too late"
+            );
+        }
     }
 }
